@@ -1,0 +1,188 @@
+"""The shared MLP-Mixer backbone with adaLN-zero conditioning (SPEC §3).
+
+Tokens are the H positions of an action chunk. A policy passes per-token
+features [B, H, F] (noisy actions for flow, bin embeddings for discrete
+diffusion), the observation [B, O] and a time [B] or [B, H]; the backbone
+returns [B, H, out_dim].
+
+* Input projection of concat(token features, obs) to C channels. The weight is
+  one [F + O, C] matrix; the observation half is applied once per example and
+  broadcast over the H tokens (the same numbers as projecting the concatenation,
+  at 1/H of the cost).
+* `num_layers` blocks: token mixing then channel mixing, each behind a
+  LayerNorm without scale/offset, modulated by (1 + scale) and + shift, with a
+  gated residual. scale/shift/gate come from a zero-initialised Linear of the
+  conditioning vector, so every block is the identity at initialisation.
+* Conditioning: sin-cos embedding of the time (periods 4e-3 ... 4.0), then
+  Linear-swish-Linear-swish. A time of shape [B] gives per-example conditioning
+  [B, C]; a time of shape [B, H] gives per-token conditioning [B, H, C], used by
+  training-time RTC. Per-example conditioning is computed once per example.
+* Final LayerNorm with zero-initialised adaLN (scale, shift), output projection.
+
+Parameter names (used by rtc.common.checkpoints to read reference files):
+`<root>/in_proj`, `<root>/time_mlp_0`, `<root>/time_mlp_1`,
+`<root>/block_<i>/{token_mix_in,token_mix_out,channel_mix_in,channel_mix_out,
+adaln_1,adaln_2}`, `<root>/final_adaln`, `<root>/out_proj`.
+"""
+
+import dataclasses
+from typing import Optional
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+LAYER_NORM_EPS = 1e-6
+MIN_PERIOD = 4e-3
+MAX_PERIOD = 4.0
+
+
+@dataclasses.dataclass(frozen=True)
+class MixerConfig:
+  """Backbone sizes shared by every policy kind (SPEC §3 defaults)."""
+  channel_dim: int = 256
+  channel_hidden_dim: int = 512
+  token_hidden_dim: int = 64
+  num_layers: int = 4
+  action_chunk_size: int = 8
+  # Training-time RTC (SPEC §7): None disables; D draws delays in {0..D-1}.
+  simulated_delay: Optional[int] = None
+
+  def __post_init__(self):
+    for field in ('channel_dim', 'channel_hidden_dim', 'token_hidden_dim',
+                  'num_layers', 'action_chunk_size'):
+      if getattr(self, field) < 1:
+        raise ValueError(f'model.{field} must be >= 1, got '
+                         f'{getattr(self, field)}.')
+    if self.channel_dim % 2:
+      raise ValueError(
+          f'model.channel_dim must be even, got {self.channel_dim}.')
+    if self.simulated_delay is not None and not (
+        1 <= self.simulated_delay <= self.action_chunk_size):
+      raise ValueError(
+          'model.simulated_delay must be None or in [1, action_chunk_size], '
+          f'got {self.simulated_delay}.')
+
+
+def posemb_sincos(pos: jax.Array, dim: int, min_period: float = MIN_PERIOD,
+                  max_period: float = MAX_PERIOD) -> jax.Array:
+  """Sin-cos embedding [..., dim] of scalar positions [...]: sines first."""
+  fraction = jnp.linspace(0.0, 1.0, dim // 2)
+  period = min_period * (max_period / min_period)**fraction
+  arg = pos[..., None].astype(jnp.float32) * (2 * jnp.pi / period)
+  return jnp.concatenate([jnp.sin(arg), jnp.cos(arg)], axis=-1)
+
+
+def layer_norm(x: jax.Array) -> jax.Array:
+  """LayerNorm over the last axis without scale or offset."""
+  mean = jnp.mean(x, axis=-1, keepdims=True)
+  var = jnp.maximum(jnp.mean(jnp.square(x), axis=-1, keepdims=True)
+                    - jnp.square(mean), 0.0)
+  return (x - mean) * jax.lax.rsqrt(var + LAYER_NORM_EPS)
+
+
+def _linear(size, name, with_bias=True, zero_init=False):
+  w_init = (hk.initializers.Constant(0.0) if zero_init else
+            hk.initializers.VarianceScaling(1.0, 'fan_in', 'truncated_normal'))
+  return hk.Linear(size, with_bias=with_bias, w_init=w_init, name=name)
+
+
+def _modulation(cond: jax.Array, num: int, name: str):
+  """Splits a zero-initialised Linear of `cond` into `num` [B, 1|H, C] parts."""
+  channels = cond.shape[-1]
+  out = _linear(num * channels, name, zero_init=True)(cond)
+  if out.ndim == 2:  # Per-example conditioning: broadcast over tokens.
+    out = out[:, None, :]
+  return jnp.split(out, num, axis=-1)
+
+
+class MixerBlock(hk.Module):
+  """Token mixing then channel mixing, each with adaLN-zero modulation."""
+
+  def __init__(self, token_hidden_dim: int, channel_hidden_dim: int,
+               name: Optional[str] = None):
+    super().__init__(name=name)
+    self._token_hidden_dim = token_hidden_dim
+    self._channel_hidden_dim = channel_hidden_dim
+
+  def __call__(self, x: jax.Array, cond: jax.Array) -> jax.Array:
+    num_tokens, channels = x.shape[-2:]
+    scale1, shift1, gate1 = _modulation(cond, 3, 'adaln_1')
+    scale2, shift2, gate2 = _modulation(cond, 3, 'adaln_2')
+
+    y = layer_norm(x) * (1 + scale1) + shift1
+    y = jnp.swapaxes(y, -1, -2)  # [B, C, H]
+    y = _linear(self._token_hidden_dim, 'token_mix_in', with_bias=False)(y)
+    y = jax.nn.gelu(y)
+    y = _linear(num_tokens, 'token_mix_out', with_bias=False)(y)
+    x = x + gate1 * jnp.swapaxes(y, -1, -2)
+
+    y = layer_norm(x) * (1 + scale2) + shift2
+    y = _linear(self._channel_hidden_dim, 'channel_mix_in', with_bias=False)(y)
+    y = jax.nn.gelu(y)
+    y = _linear(channels, 'channel_mix_out', with_bias=False)(y)
+    return x + gate2 * y
+
+
+class InputProjection(hk.Module):
+  """Linear of concat(tokens [B,H,F], obs [B,O]) -> [B,H,C], one [F+O, C] weight.
+
+  The observation half is applied once per example and broadcast over tokens.
+  """
+
+  def __init__(self, channels: int, name: Optional[str] = None):
+    super().__init__(name=name)
+    self._channels = channels
+
+  def __call__(self, tokens: jax.Array, obs: jax.Array) -> jax.Array:
+    features = tokens.shape[-1]
+    in_dim = features + obs.shape[-1]
+    w = hk.get_parameter(
+        'w', [in_dim, self._channels], tokens.dtype,
+        init=hk.initializers.VarianceScaling(1.0, 'fan_in',
+                                             'truncated_normal'))
+    b = hk.get_parameter('b', [self._channels], tokens.dtype, init=jnp.zeros)
+    obs_part = obs @ w[features:] + b
+    return tokens @ w[:features] + obs_part[:, None, :]
+
+
+class MixerBackbone(hk.Module):
+  """tokens [B,H,F], obs [B,O], time [B] or [B,H] -> [B,H,out_dim]."""
+
+  def __init__(self, config: MixerConfig, out_dim: int,
+               name: Optional[str] = None):
+    super().__init__(name=name)
+    self._config = config
+    self._out_dim = out_dim
+
+  def condition(self, time: jax.Array) -> jax.Array:
+    """Time [B] or [B,H] -> conditioning [B,C] or [B,H,C]."""
+    c = self._config.channel_dim
+    emb = posemb_sincos(time, c)
+    emb = jax.nn.swish(_linear(c, 'time_mlp_0')(emb))
+    return jax.nn.swish(_linear(c, 'time_mlp_1')(emb))
+
+  def __call__(self, tokens: jax.Array, obs: jax.Array,
+               time: jax.Array) -> jax.Array:
+    cfg = self._config
+    batch, horizon, features = tokens.shape
+    if horizon != cfg.action_chunk_size:
+      raise ValueError(f'Expected {cfg.action_chunk_size} tokens, got '
+                       f'tokens of shape {tokens.shape}.')
+    if obs.shape[0] != batch or obs.ndim != 2:
+      raise ValueError(f'obs must be [B={batch}, O], got {obs.shape}.')
+    time = jnp.asarray(time, jnp.float32)
+    if time.ndim == 0:
+      time = jnp.broadcast_to(time, (batch,))
+    if time.shape not in ((batch,), (batch, horizon)):
+      raise ValueError(f'time must be [B] or [B, H], got {time.shape}.')
+    cond = self.condition(time)
+
+    x = InputProjection(cfg.channel_dim, name='in_proj')(tokens, obs)
+
+    for i in range(cfg.num_layers):
+      x = MixerBlock(cfg.token_hidden_dim, cfg.channel_hidden_dim,
+                     name=f'block_{i}')(x, cond)
+    scale, shift = _modulation(cond, 2, 'final_adaln')
+    x = layer_norm(x) * (1 + scale) + shift
+    return _linear(self._out_dim, 'out_proj')(x)

@@ -1,0 +1,117 @@
+"""Tests for rtc.common.backbone."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rtc.common import backbone
+
+
+def _count(params):
+  return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+
+
+def _net(config, out_dim):
+  def fn(tokens, obs, time):
+    return backbone.MixerBackbone(config, out_dim, name='net')(tokens, obs,
+                                                               time)
+  net = hk.without_apply_rng(hk.transform(fn))
+  return hk.Transformed(jax.jit(net.init), jax.jit(net.apply))
+
+
+def _perturb(params, seed=1):
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  return jax.tree.unflatten(tree, [
+      x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+
+
+class BackboneTest(parameterized.TestCase):
+
+  def test_flow_parameter_count(self):
+    # The flow policy: tokens are the A=6 action dims, O=679, out_dim=A.
+    net = _net(backbone.MixerConfig(), 6)
+    params = jax.eval_shape(net.init, jax.random.key(0),
+                            jnp.zeros((1, 8, 6)), jnp.zeros((1, 679)),
+                            jnp.zeros((1,)))
+    self.assertEqual(_count(params), 3_072_006)
+    self.assertIn('net/in_proj', params)
+    self.assertEqual(params['net/in_proj']['w'].shape, (685, 256))
+    self.assertEqual(params['net/block_3/adaln_1']['w'].shape, (256, 768))
+
+  def test_blocks_are_identity_at_init(self):
+    def fn(x, time):
+      block = backbone.MixerBlock(16, 64, name='block')
+      cond = jnp.broadcast_to(time[:, None], (x.shape[0], 32))
+      return block(x, cond)
+
+    f = hk.without_apply_rng(hk.transform(fn))
+    x = jax.random.normal(jax.random.key(0), (3, 8, 32))
+    t = jnp.array([0.1, 0.5, 0.9])
+    params = f.init(jax.random.key(1), x, t)
+    np.testing.assert_array_equal(f.apply(params, x, t), x)
+    # Once the adaLN weights are non-zero the block is no longer the identity.
+    moved = _perturb(params)
+    self.assertGreater(float(jnp.abs(f.apply(moved, x, t) - x).max()), 1e-3)
+
+  @parameterized.parameters(0, 1)
+  def test_per_token_equal_tokens_equals_per_example(self, seed):
+    config = backbone.MixerConfig(channel_dim=32, channel_hidden_dim=64,
+                                  token_hidden_dim=16, num_layers=2)
+    net = _net(config, 5)
+    k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
+    tokens = jax.random.normal(k1, (4, 8, 3))
+    obs = jax.random.normal(k2, (4, 11))
+    time = jax.random.uniform(k3, (4,))
+    params = _perturb(net.init(jax.random.key(0), tokens, obs, time), seed)
+    per_example = net.apply(params, tokens, obs, time)
+    per_token = net.apply(params, tokens, obs,
+                          jnp.broadcast_to(time[:, None], (4, 8)))
+    np.testing.assert_allclose(per_example, per_token, rtol=1e-5, atol=1e-5)
+    # And different per-token times do change the output.
+    other = net.apply(params, tokens, obs,
+                      time[:, None] * jnp.linspace(0, 1, 8)[None])
+    self.assertGreater(float(jnp.abs(other - per_example).max()), 1e-4)
+
+  def test_split_input_projection_equals_concatenation(self):
+    def fn(tokens, obs):
+      return backbone.InputProjection(16, name='in_proj')(tokens, obs)
+    f = hk.without_apply_rng(hk.transform(fn))
+    tokens = jax.random.normal(jax.random.key(0), (2, 8, 3))
+    obs = jax.random.normal(jax.random.key(1), (2, 7))
+    params = f.init(jax.random.key(2), tokens, obs)
+    params = _perturb(params)
+    full = jnp.concatenate(
+        [tokens, jnp.broadcast_to(obs[:, None], (2, 8, 7))], -1)
+    expected = full @ params['in_proj']['w'] + params['in_proj']['b']
+    np.testing.assert_allclose(f.apply(params, tokens, obs), expected,
+                               rtol=1e-5, atol=1e-5)
+
+  def test_posemb_sincos(self):
+    emb = backbone.posemb_sincos(jnp.array([0.0, 0.25]), 8)
+    self.assertEqual(emb.shape, (2, 8))
+    np.testing.assert_allclose(emb[0], [0, 0, 0, 0, 1, 1, 1, 1], atol=1e-6)
+    # The largest period is 4.0: sin(2*pi*0.25/4).
+    np.testing.assert_allclose(emb[1, 3], np.sin(2 * np.pi * 0.25 / 4.0),
+                               atol=1e-6)
+
+  def test_bad_shapes(self):
+    net = _net(backbone.MixerConfig(channel_dim=8, channel_hidden_dim=8,
+                                    token_hidden_dim=4, num_layers=1), 2)
+    with self.assertRaisesRegex(ValueError, 'tokens'):
+      net.init(jax.random.key(0), jnp.zeros((1, 5, 2)), jnp.zeros((1, 3)),
+               jnp.zeros((1,)))
+    with self.assertRaisesRegex(ValueError, 'time'):
+      net.init(jax.random.key(0), jnp.zeros((1, 8, 2)), jnp.zeros((1, 3)),
+               jnp.zeros((1, 3)))
+
+  def test_config_validation(self):
+    with self.assertRaisesRegex(ValueError, 'simulated_delay'):
+      backbone.MixerConfig(simulated_delay=9)
+
+
+if __name__ == '__main__':
+  absltest.main()

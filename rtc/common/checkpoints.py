@@ -1,0 +1,197 @@
+"""Checkpoints: atomic per-level parameter pickles (SPEC §6).
+
+Layout: `<run>/<epoch>/policies/<level_name>.pkl`, each a pickled nested dict
+of numpy arrays. rtc writes its Haiku parameters as they are
+(`{module_path: {param_name: array}}`).
+
+`load_params(path)` also reads the earlier Flax implementation's pickles
+(../shared/docs/REFERENCE_FORMATS.md) and returns rtc's Haiku parameters:
+
+* flow policies (`in_proj`, `time_mlp`, `mlp_stack`, `final_adaln`, `out_proj`)
+  -> the backbone's names under `flow/` (see rtc.common.backbone);
+* PPO experts (`actor`, `critic`, `logstd`) -> `agent/actor_<i>`,
+  `agent/critic_<i>`, `agent/logstd` (see rtc.expert.agent).
+
+Kernels are [in, out] in both, so weights are copied unchanged.
+"""
+
+import os
+import pickle
+import re
+import tempfile
+
+import jax
+import numpy as np
+
+FLOW_ROOT = 'flow'
+EXPERT_ROOT = 'agent'
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+  """Writes `data` to `path` so that readers see the old or the new file."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.tmp-',
+                             suffix=os.path.basename(path))
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+    raise
+
+
+def to_numpy(tree):
+  return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def save_params(path: str, params) -> None:
+  """Atomically pickles `params` (nested dict of arrays) as numpy arrays."""
+  tree = to_numpy(params)
+  tree = {k: dict(v) if isinstance(v, dict) else v for k, v in tree.items()}
+  atomic_write_bytes(path, pickle.dumps(tree, protocol=4))
+
+
+def policy_path(run_dir: str, epoch: int, level_name: str) -> str:
+  return os.path.join(run_dir, str(epoch), 'policies', f'{level_name}.pkl')
+
+
+def epoch_dirs(run_dir: str) -> list[int]:
+  """Sorted epoch numbers of the `<run>/<epoch>/` directories."""
+  if not os.path.isdir(run_dir):
+    raise FileNotFoundError(
+        f'Run directory {run_dir} does not exist: pass the directory a '
+        'training run wrote (e.g. logs-flow/<run_name>).')
+  return sorted(int(n) for n in os.listdir(run_dir)
+                if n.isdigit() and os.path.isdir(os.path.join(run_dir, n)))
+
+
+def resolve_epoch(run_dir: str, step: int) -> int:
+  """`step` >= 0 is an epoch number; -1 the latest, -2 the one before, ..."""
+  epochs = epoch_dirs(run_dir)
+  if not epochs:
+    raise FileNotFoundError(
+        f'Run directory {run_dir} holds no epoch directories (<n>/policies); '
+        'train first or pass the right --run_path.')
+  if step < 0:
+    if -step > len(epochs):
+      raise ValueError(f'step={step}, but {run_dir} holds only epochs '
+                       f'{epochs}.')
+    return epochs[step]
+  if step not in epochs:
+    raise FileNotFoundError(f'Epoch {step} not found in {run_dir} (has '
+                            f'{epochs}).')
+  return step
+
+
+def _is_reference_flow(tree) -> bool:
+  return isinstance(tree, dict) and 'mlp_stack' in tree and 'in_proj' in tree
+
+
+def _is_reference_expert(tree) -> bool:
+  return isinstance(tree, dict) and {'actor', 'critic', 'logstd'} <= set(tree)
+
+
+def _linear(d):
+  out = {'w': np.asarray(d['kernel'], np.float32)}
+  if d.get('bias') is not None:
+    out['b'] = np.asarray(d['bias'], np.float32)
+  return out
+
+
+def _layers(d):
+  """`{'layers': {0: ..., 2: ...}}` (nnx.Sequential) -> ordered Linears."""
+  layers = d['layers'] if 'layers' in d else d
+  return [layers[k] for k in sorted(layers, key=int)
+          if isinstance(layers[k], dict) and 'kernel' in layers[k]]
+
+
+def convert_reference_flow(tree, root: str = FLOW_ROOT) -> dict:
+  """Earlier implementation's flow-policy dict -> rtc Haiku params."""
+  out = {f'{root}/in_proj': _linear(tree['in_proj'])}
+  for i, layer in enumerate(_layers(tree['time_mlp'])):
+    out[f'{root}/time_mlp_{i}'] = _linear(layer)
+  for i in sorted(tree['mlp_stack'], key=int):
+    block = tree['mlp_stack'][i]
+    for name in ('token_mix_in', 'token_mix_out', 'channel_mix_in',
+                 'channel_mix_out', 'adaln_1', 'adaln_2'):
+      out[f'{root}/block_{int(i)}/{name}'] = _linear(block[name])
+  out[f'{root}/final_adaln'] = _linear(tree['final_adaln'])
+  out[f'{root}/out_proj'] = _linear(tree['out_proj'])
+  return out
+
+
+def convert_reference_expert(tree, root: str = EXPERT_ROOT) -> dict:
+  """Earlier implementation's PPO agent dict -> rtc Haiku params."""
+  out = {}
+  for part in ('actor', 'critic'):
+    for i, layer in enumerate(_layers(tree[part])):
+      out[f'{root}/{part}_{i}'] = _linear(layer)
+  out[root] = {'logstd': np.asarray(tree['logstd'], np.float32)}
+  return out
+
+
+def load_params(path: str) -> dict:
+  """Reads an rtc or reference-format checkpoint; returns Haiku params."""
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f'Checkpoint {path} not found: check --run_path / --config.step, or '
+        'train that level first.')
+  try:
+    with open(path, 'rb') as f:
+      tree = pickle.load(f)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'Checkpoint {path} is corrupt or not a pickle '
+                     f'({type(e).__name__}: {e}); restore or re-train it.') \
+        from None
+  if not isinstance(tree, dict):
+    raise ValueError(f'Checkpoint {path} holds a {type(tree).__name__}, not '
+                     'a dict of parameters.')
+  try:
+    if _is_reference_flow(tree):
+      return convert_reference_flow(tree)
+    if _is_reference_expert(tree):
+      return convert_reference_expert(tree)
+  except (KeyError, TypeError) as e:
+    raise ValueError(f'Checkpoint {path} looks like a reference-format file '
+                     f'but lacks {e}; it may be truncated.') from None
+  return jax.tree.map(np.asarray, tree)
+
+
+def check_params(params, expected, path: str) -> None:
+  """Raises one clear error if `params` does not match `expected`'s shapes."""
+  flat_p = _flatten(params)
+  flat_e = _flatten(expected)
+  missing = sorted(set(flat_e) - set(flat_p))
+  extra = sorted(set(flat_p) - set(flat_e))
+  if missing or extra:
+    raise ValueError(
+        f'Checkpoint {path} does not fit this model: missing parameters '
+        f'{missing[:3]}{"..." if len(missing) > 3 else ""}, unexpected '
+        f'{extra[:3]}{"..." if len(extra) > 3 else ""}; check the model '
+        'options (--config.model.*) against the run that wrote it.')
+  for name in sorted(flat_e):
+    if tuple(flat_p[name].shape) != tuple(flat_e[name].shape):
+      raise ValueError(
+          f'Checkpoint {path}: parameter {name} has shape '
+          f'{tuple(flat_p[name].shape)}, but the model expects '
+          f'{tuple(flat_e[name].shape)}; check the model options and the '
+          'level (observation/action sizes) against the run that wrote it.')
+
+
+def _flatten(tree) -> dict:
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    name = '/'.join(str(getattr(p, 'key', p)) for p in path)
+    out[re.sub(r'/+', '/', name)] = leaf
+  return out
+
+
+def load_checked(path: str, expected) -> dict:
+  params = load_params(path)
+  check_params(params, expected, path)
+  return jax.tree.map(lambda x, e: np.asarray(x, e.dtype), params, expected)

@@ -1,0 +1,209 @@
+"""Behaviour-cloning datasets (SPEC §6).
+
+A level's data is `data/<level_name>.npz` with arrays of leading axes
+[steps T, envs E]: `obs` [T,E,O] float32 (plain observation, no history),
+`action` [T,E,A] float32, `done` [T,E] bool (the step that ended an episode),
+`solved`, `return_`, `length` [T,E]. Files written by the earlier
+implementation have the same layout.
+
+A training example is an index t into the env-major flattened stream (env 0's
+T steps, then env 1's, ...): the observation at t and the H actions t..t+H-1.
+Actions after the first `done` at or after t belong to a later episode and are
+replaced by zeros; the end of each environment's stream counts as an episode
+end, so a window never runs into another environment's data.
+
+Memory: `np.savez` files are stored uncompressed, so the observation array is
+memory-mapped straight out of the .npz and only the rows of each batch are
+read. Nothing holds a second float32 copy of the observations. Compressed
+files (`np.savez_compressed`) are read into memory once.
+"""
+
+import dataclasses
+import os
+import zipfile
+
+import numpy as np
+
+KEYS = ('obs', 'action', 'done', 'solved', 'return_', 'length')
+REQUIRED_KEYS = ('obs', 'action', 'done')
+
+
+def _memmap_npz_member(path: str, zf: zipfile.ZipFile, name: str):
+  """A read-only memmap of an uncompressed .npy member of a .npz, or None."""
+  info = zf.getinfo(name)
+  if info.compress_type != zipfile.ZIP_STORED:
+    return None
+  with open(path, 'rb') as f:
+    f.seek(info.header_offset)
+    local = f.read(30)
+    if local[:4] != b'PK\x03\x04':
+      return None
+    name_len = int.from_bytes(local[26:28], 'little')
+    extra_len = int.from_bytes(local[28:30], 'little')
+    start = info.header_offset + 30 + name_len + extra_len
+    f.seek(start)
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+      shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+      shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+      return None
+    if fortran or dtype.hasobject:
+      return None
+    offset = f.tell()
+  return np.memmap(path, dtype=dtype, mode='r', offset=offset, shape=shape)
+
+
+def load_npz(path: str, keys=KEYS) -> dict:
+  """Reads a level's .npz, memory-mapping uncompressed arrays.
+
+  Raises a one-line error naming the file when it is missing, unreadable or
+  lacks the SPEC §6 arrays.
+  """
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f'Dataset {path} not found: generate it with '
+        '`bazel run //rtc/expert:generate_data -- --config.run_path=<expert '
+        'run>` or point --config.run_path at a run holding data/.')
+  try:
+    with zipfile.ZipFile(path) as zf:
+      names = {n[:-4] for n in zf.namelist() if n.endswith('.npy')}
+      missing = [k for k in REQUIRED_KEYS if k not in names]
+      if missing:
+        raise ValueError(f'Dataset {path} lacks arrays {missing} (has '
+                         f'{sorted(names)}); regenerate it.')
+      out = {}
+      for k in keys:
+        if k not in names:
+          continue
+        arr = _memmap_npz_member(path, zf, k + '.npy')
+        if arr is None:
+          with zf.open(k + '.npy') as member:
+            arr = np.lib.format.read_array(member)
+        out[k] = arr
+  except (zipfile.BadZipFile, EOFError, OSError) as e:
+    raise ValueError(f'Dataset {path} is corrupt ({e}); regenerate it.') \
+        from None
+  return out
+
+
+def validate(arrays: dict, path: str) -> None:
+  obs, action, done = arrays['obs'], arrays['action'], arrays['done']
+  if obs.ndim != 3 or action.ndim != 3 or done.ndim != 2:
+    raise ValueError(
+        f'Dataset {path}: expected obs [T,E,O], action [T,E,A], done [T,E]; '
+        f'got {obs.shape}, {action.shape}, {done.shape}.')
+  if obs.shape[:2] != action.shape[:2] or obs.shape[:2] != done.shape:
+    raise ValueError(
+        f'Dataset {path}: leading axes differ: obs {obs.shape}, action '
+        f'{action.shape}, done {done.shape}.')
+
+
+def episode_ends(done: np.ndarray) -> np.ndarray:
+  """For each env-major flat index t, the flat index of its episode's end.
+
+  `done` is [T, E]. The last step of every environment counts as an end.
+  """
+  t_len, num_envs = done.shape
+  d = np.asarray(done, bool).T.copy()  # [E, T]
+  d[:, -1] = True
+  idx = np.where(d, np.arange(t_len)[None, :], t_len)
+  # Reverse cumulative minimum: next end at or after t.
+  nxt = np.minimum.accumulate(idx[:, ::-1], axis=1)[:, ::-1]
+  base = (np.arange(num_envs) * t_len)[:, None]
+  return (nxt + base).reshape(-1).astype(np.int64)
+
+
+@dataclasses.dataclass
+class LevelDataset:
+  """One level's examples: obs rows and zero-padded action chunks."""
+  path: str
+  obs: np.ndarray  # [T, E, O], possibly a memmap.
+  actions: np.ndarray  # [E*T, A] env-major, in memory.
+  ends: np.ndarray  # [E*T] flat index of each step's episode end.
+  chunk_size: int
+
+  @property
+  def num_examples(self) -> int:
+    return self.ends.shape[0]
+
+  @property
+  def obs_dim(self) -> int:
+    return self.obs.shape[-1]
+
+  @property
+  def action_dim(self) -> int:
+    return self.actions.shape[-1]
+
+  def batch(self, idx: np.ndarray):
+    """Examples at env-major flat indices `idx` [B] -> (obs [B,O], act [B,H,A])."""
+    t_len = self.obs.shape[0]
+    env, step = np.divmod(idx, t_len)
+    order = np.argsort(idx)  # Sorted reads are much faster on a memmap.
+    obs = np.empty((idx.shape[0], self.obs_dim), np.float32)
+    obs[order] = self.obs[step[order], env[order]]
+    window = idx[:, None] + np.arange(self.chunk_size)[None, :]
+    valid = window <= self.ends[idx][:, None]
+    window = np.minimum(window, self.num_examples - 1)
+    act = np.where(valid[..., None], self.actions[window], 0.0)
+    return obs, act.astype(np.float32)
+
+
+def load_level_dataset(path: str, chunk_size: int) -> LevelDataset:
+  arrays = load_npz(path, keys=REQUIRED_KEYS)
+  validate(arrays, path)
+  action = np.asarray(arrays['action'], np.float32)
+  actions = np.ascontiguousarray(action.transpose(1, 0, 2)).reshape(
+      -1, action.shape[-1])
+  if not np.all(np.isfinite(actions)):
+    raise ValueError(f'Dataset {path} holds non-finite actions; regenerate '
+                     'it.')
+  return LevelDataset(path, arrays['obs'], actions,
+                      episode_ends(np.asarray(arrays['done'])), chunk_size)
+
+
+def data_path(run_path: str, level_name: str) -> str:
+  return os.path.join(run_path, 'data', f'{level_name}.npz')
+
+
+class MultiLevelBatcher:
+  """Shuffled epochs over several levels at once: batches [L, B, ...].
+
+  Every epoch visits each example of the largest level once; smaller levels
+  draw further permutations to fill the same number of steps.
+  """
+
+  def __init__(self, datasets, batch_size: int, seed: int):
+    if not datasets:
+      raise ValueError('No datasets given.')
+    dims = {(d.obs_dim, d.action_dim) for d in datasets}
+    if len(dims) != 1:
+      raise ValueError(
+          'Datasets differ in observation/action size: ' + ', '.join(
+              f'{d.path}: O={d.obs_dim}, A={d.action_dim}' for d in datasets))
+    small = [d for d in datasets if d.num_examples < batch_size]
+    if small:
+      raise ValueError(
+          f'Dataset {small[0].path} has {small[0].num_examples} examples, '
+          f'fewer than batch_size={batch_size}: lower --config.batch_size.')
+    self.datasets = datasets
+    self.batch_size = batch_size
+    self.steps_per_epoch = max(d.num_examples for d in datasets) // batch_size
+    self._rng = np.random.default_rng(seed)
+
+  def epoch_indices(self) -> np.ndarray:
+    """[steps, L, B] example indices for one epoch."""
+    need = self.steps_per_epoch * self.batch_size
+    per_level = []
+    for d in self.datasets:
+      reps = -(-need // d.num_examples)
+      perm = np.concatenate([self._rng.permutation(d.num_examples)
+                             for _ in range(reps)])[:need]
+      per_level.append(perm.reshape(self.steps_per_epoch, self.batch_size))
+    return np.stack(per_level, axis=1)
+
+  def batch(self, indices: np.ndarray):
+    """indices [L, B] -> (obs [L,B,O], actions [L,B,H,A])."""
+    parts = [d.batch(i) for d, i in zip(self.datasets, indices)]
+    return (np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]))

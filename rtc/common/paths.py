@@ -1,0 +1,46 @@
+"""User-given paths under `bazel run`, and where the repository lies.
+
+`bazel run` starts a binary inside its runfiles tree, not in the user's
+directory. Paths a user types (config files, run and output directories) are
+resolved against `BUILD_WORKING_DIRECTORY`, which `bazel run` sets to the
+directory the command was typed in; outside Bazel, against the current
+directory. So `bazel run //rtc/dd:train -- --config=configs/dd.py` works from
+the repository root and writes its outputs there, never under bazel-out.
+"""
+
+import os
+
+
+def user_dir() -> str:
+  return os.environ.get('BUILD_WORKING_DIRECTORY') or os.getcwd()
+
+
+def resolve(path: str) -> str:
+  """An absolute path for `path` as the user meant it ('' stays '')."""
+  if not path:
+    return path
+  path = os.path.expanduser(path)
+  if os.path.isabs(path):
+    return path
+  return os.path.normpath(os.path.join(user_dir(), path))
+
+
+def repo_root() -> str:
+  """The source checkout (runfiles are symlinks back into it)."""
+  here = os.path.realpath(__file__)
+  return os.path.dirname(os.path.dirname(os.path.dirname(here)))
+
+
+def shared_worlds_dir() -> str | None:
+  """`../shared/worlds` beside the checkout (the paper's 12 levels), if any."""
+  path = os.path.join(os.path.dirname(repo_root()), 'shared', 'worlds')
+  return path if os.path.isdir(path) else None
+
+
+def resolve_config_file(path: str) -> str:
+  """Config files: the user's directory first, then the repository."""
+  p = resolve(path)
+  if os.path.exists(p) or os.path.isabs(path):
+    return p
+  alt = os.path.join(repo_root(), path)
+  return alt if os.path.exists(alt) else p
