@@ -155,13 +155,6 @@ class MixerBackbone(hk.Module):
     self._config = config
     self._out_dim = out_dim
 
-  def condition(self, time: jax.Array) -> jax.Array:
-    """Time [B] or [B,H] -> conditioning [B,C] or [B,H,C]."""
-    c = self._config.channel_dim
-    emb = posemb_sincos(time, c)
-    emb = jax.nn.swish(_linear(c, 'time_mlp_0')(emb))
-    return jax.nn.swish(_linear(c, 'time_mlp_1')(emb))
-
   def __call__(self, tokens: jax.Array, obs: jax.Array,
                time: jax.Array) -> jax.Array:
     cfg = self._config
@@ -176,7 +169,10 @@ class MixerBackbone(hk.Module):
       time = jnp.broadcast_to(time, (batch,))
     if time.shape not in ((batch,), (batch, horizon)):
       raise ValueError(f'time must be [B] or [B, H], got {time.shape}.')
-    cond = self.condition(time)
+    # Conditioning [B, C] (per example) or [B, H, C] (per token).
+    c = cfg.channel_dim
+    cond = jax.nn.swish(_linear(c, 'time_mlp_0')(posemb_sincos(time, c)))
+    cond = jax.nn.swish(_linear(c, 'time_mlp_1')(cond))
 
     x = InputProjection(cfg.channel_dim, name='in_proj')(tokens, obs)
 

@@ -48,15 +48,17 @@ def format_duration(seconds: float) -> str:
 class Progress:
   """Progress lines with elapsed time and an estimate of the time left."""
 
-  def __init__(self, total: int, unit: str, label: str = ''):
+  def __init__(self, total: int, unit: str, label: str = '',
+               initial: int = 0):
     self.total = max(int(total), 1)
     self.unit = unit
     self.label = label
+    self.initial = initial  # Work done before this session (resumed runs).
     self.start = time.time()
 
   def line(self, done: int, extra: str = '') -> str:
     elapsed = time.time() - self.start
-    rate = done / elapsed if elapsed > 0 else 0.0
+    rate = (done - self.initial) / elapsed if elapsed > 0 else 0.0
     left = (self.total - done) / rate if rate > 0 else float('nan')
     left_s = format_duration(left) if left == left else '?'
     prefix = f'[{self.label}] ' if self.label else ''

@@ -42,12 +42,12 @@ class LevelSharding:
     extra = self.padded - self.num_levels
 
     def _pad(x):
-      x = jnp.asarray(x)
+      xp = jnp if isinstance(x, jax.Array) else np
       if x.shape[0] != self.num_levels:
         raise ValueError(f'Expected a leading level axis of '
                          f'{self.num_levels}, got shape {x.shape}.')
       if extra:
-        x = jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)], axis=0)
+        x = xp.concatenate([x, xp.repeat(x[-1:], extra, axis=0)], axis=0)
       return jax.device_put(x, self.sharded)
 
     return jax.tree.map(_pad, tree)

@@ -1,0 +1,75 @@
+"""Pieces shared by the policy configs (imported by configs/*.py)."""
+
+from ml_collections import config_dict
+
+
+def model(**overrides) -> config_dict.ConfigDict:
+  """The shared backbone's options (SPEC §3 defaults)."""
+  c = config_dict.ConfigDict()
+  c.channel_dim = 256
+  c.channel_hidden_dim = 512
+  c.token_hidden_dim = 64
+  c.num_layers = 4
+  c.action_chunk_size = 8
+  # Training-time RTC: None disables; D draws delays d in {0..D-1}.
+  c.simulated_delay = config_dict.placeholder(int)
+  for k, v in overrides.items():
+    setattr(c, k, v)
+  return c
+
+
+def bc_train(logdir: str, model_config) -> config_dict.ConfigDict:
+  """Behaviour cloning (SPEC §6 hyper-parameters)."""
+  c = config_dict.ConfigDict()
+  # Expert run holding data/<level_name>.npz. Required.
+  c.run_path = ''
+  # Comma-separated level ids ('' = every dataset in run_path/data).
+  c.levels = ''
+  # Level directory ('' = the levels kinetix-env ships).
+  c.worlds_dir = ''
+  c.logdir = logdir
+  # '' = the date and time; an existing run's name resumes it.
+  c.run_name = ''
+  # An epoch directory of an earlier run to start from (fine-tuning).
+  c.load_dir = ''
+  c.seed = 0
+  c.batch_size = 512
+  c.num_epochs = 32
+  c.learning_rate = 3e-4
+  c.warmup_steps = 1000
+  c.weight_decay = 1e-2
+  c.grad_norm_clip = 10.0
+  c.log_every = 100
+  c.model = model_config
+  # Per-epoch evaluation: comma-separated execution horizons ('' = off).
+  c.eval = config_dict.ConfigDict()
+  c.eval.execute_horizons = ''
+  c.eval.num_evals = 128
+  c.eval.num_flow_steps = 5
+  return c
+
+
+def sweep(num_evals: int, max_guidance_weight: float,
+          model_config) -> config_dict.ConfigDict:
+  """The evaluation sweep (SPEC §5)."""
+  c = config_dict.ConfigDict()
+  c.step = -1  # Epoch to evaluate; -1 = the latest.
+  c.weak_step = config_dict.placeholder(int)  # Weak policy's epoch for BID.
+  c.num_evals = num_evals
+  c.num_flow_steps = 5
+  c.seed = 0
+  c.delays = '0,1,2,3,4'
+  c.execute_horizons = ''  # '' = every s in [max(1, d), H - d].
+  c.methods = 'naive,realtime,bid,hard_masking'
+  c.levels = ''  # '' = every level of the run.
+  c.worlds_dir = ''  # '' = the run's own.
+  c.realtime = config_dict.ConfigDict()
+  c.realtime.schedule = 'exp'
+  c.realtime.max_guidance_weight = max_guidance_weight
+  c.bid = config_dict.ConfigDict()
+  c.bid.n_samples = 16
+  c.bid.bid_k = config_dict.placeholder(int)
+  # Model options, used only for directories without config.json (written
+  # by the earlier implementation).
+  c.model = model_config
+  return c

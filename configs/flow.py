@@ -1,0 +1,11 @@
+"""Flow-matching behaviour cloning (SPEC §4, §6).
+
+  bazel run //rtc/flow:train -- --config=configs/flow.py \
+      --config.run_path=logs-expert/<run>
+"""
+
+from configs import common
+
+
+def get_config():
+  return common.bc_train('logs-flow', common.model())

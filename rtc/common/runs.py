@@ -1,0 +1,101 @@
+"""Run directories: their config.json, level lookup and per-level parameters.
+
+A behaviour-cloning run `<logdir>/<run_name>/` holds `config.json` (what was
+trained: kind, levels, worlds directory, model options, sizes) and one
+directory per epoch, `<epoch>/policies/<level_name>.pkl`. Directories written
+by the earlier implementation have no config.json; their levels are found by
+matching the checkpoint (or data) file names against the level files of the
+worlds directory.
+"""
+
+import datetime
+import json
+import os
+
+import jax
+import numpy as np
+
+from rtc.common import checkpoints
+from rtc.common import envs
+
+CONFIG_FILE = 'config.json'
+
+
+def default_run_name() -> str:
+  return datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+
+
+def write_run_config(run_dir: str, info: dict) -> None:
+  os.makedirs(run_dir, exist_ok=True)
+  data = json.dumps(info, indent=2, sort_keys=True, default=str)
+  checkpoints.atomic_write_bytes(os.path.join(run_dir, CONFIG_FILE),
+                                 data.encode())
+
+
+def read_run_config(run_dir: str) -> dict | None:
+  path = os.path.join(run_dir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f'{path} is corrupt ({e}); restore it or remove it to '
+                     'treat the run as a reference-format directory.') \
+        from None
+
+
+def level_ids_for_names(names, worlds_dir: str | None) -> tuple[str, ...]:
+  """Level ids whose `level_name` equals each of `names`, from worlds_dir."""
+  root = envs.resolve_worlds_dir(worlds_dir)
+  by_name = {}
+  for dirpath, _, files in os.walk(root):
+    for f in files:
+      if f.endswith('.json'):
+        rel = os.path.relpath(os.path.join(dirpath, f), root)
+        by_name.setdefault(envs.level_name(rel), rel)
+  ids = []
+  for name in names:
+    if name not in by_name:
+      raise FileNotFoundError(
+          f'No level file in {root} is named {name}: set --config.worlds_dir '
+          'to the folder its level came from (e.g. ../shared/worlds), or '
+          'list the levels with --config.levels.')
+    ids.append(by_name[name])
+  return tuple(ids)
+
+
+def data_level_names(run_path: str) -> list[str]:
+  data_dir = os.path.join(run_path, 'data')
+  if not os.path.isdir(data_dir):
+    raise FileNotFoundError(
+        f'{data_dir} does not exist: --config.run_path must be an expert run '
+        'holding data/<level_name>.npz (make one with '
+        '`bazel run //rtc/expert:generate_data`).')
+  names = sorted(f[:-4] for f in os.listdir(data_dir) if f.endswith('.npz'))
+  if not names:
+    raise FileNotFoundError(f'{data_dir} holds no .npz datasets.')
+  return names
+
+
+def policy_level_names(run_dir: str, epoch: int) -> list[str]:
+  pol = os.path.join(run_dir, str(epoch), 'policies')
+  if not os.path.isdir(pol):
+    raise FileNotFoundError(f'{pol} does not exist: no policies for epoch '
+                            f'{epoch} in {run_dir}.')
+  return sorted(f[:-4] for f in os.listdir(pol) if f.endswith('.pkl'))
+
+
+def load_level_params(run_dir: str, epoch: int, names, expected):
+  """Stacks `<run>/<epoch>/policies/<name>.pkl` for `names`: [L, ...]."""
+  trees = [checkpoints.load_checked(
+      checkpoints.policy_path(run_dir, epoch, n), expected) for n in names]
+  return jax.tree.map(lambda *x: np.stack(x), *trees)
+
+
+def save_level_params(run_dir: str, epoch: int, names, params) -> None:
+  """Writes each level's slice of `params` [L, ...] atomically."""
+  params = checkpoints.to_numpy(params)
+  for i, name in enumerate(names):
+    checkpoints.save_params(checkpoints.policy_path(run_dir, epoch, name),
+                            jax.tree.map(lambda x, i=i: x[i], params))

@@ -1,0 +1,166 @@
+"""The evaluation sweep over delays, execution horizons and methods (SPEC §5).
+
+For every (delay d, execution horizon s, method) all levels are evaluated at
+once (vmapped, sharded over devices) and their rows appended to
+`<output_dir>/results.csv`, with columns
+
+  returned_episode_returns, returned_episode_lengths, returned_episode_solved,
+  delay, method, level, execute_horizon
+
+(the earlier implementation's format; `level` is `worlds/<level id>`). The
+file is rewritten atomically after each point, and a re-run with the same
+output directory skips the points whose rows are all there, so an interrupted
+sweep resumes where it stopped.
+"""
+
+import csv
+import dataclasses
+import io
+import os
+import time
+from typing import Callable, Optional, Sequence
+
+import jax
+import numpy as np
+
+from rtc.common import checkpoints
+from rtc.common import cli
+from rtc.common import envs
+from rtc.common import rollout
+from rtc.common import sharding
+
+COLUMNS = ('returned_episode_returns', 'returned_episode_lengths',
+           'returned_episode_solved', 'delay', 'method', 'level',
+           'execute_horizon')
+METRICS = COLUMNS[:3]
+
+
+def level_column(level_id: str) -> str:
+  return 'worlds/' + level_id
+
+
+def sweep_points(delays: Sequence[int], horizon: int,
+                 execute_horizons: Optional[Sequence[int]] = None):
+  """(d, s) pairs with s in [max(1, d), H - d], optionally a subset of s."""
+  points = []
+  for d in delays:
+    if d < 0 or 2 * d > horizon:
+      raise ValueError(f'Delay {d} is out of range for H={horizon} '
+                       f'(need 0 <= d <= H/2).')
+    for s in range(max(1, d), horizon - d + 1):
+      if execute_horizons is None or s in execute_horizons:
+        points.append((d, s))
+  if not points:
+    raise ValueError(f'No (delay, execute_horizon) pairs in delays {delays} '
+                     f'x horizons {execute_horizons} for H={horizon}.')
+  return points
+
+
+class ResultsFile:
+  """results.csv, read on open and rewritten atomically on every append."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self.rows = []
+    if os.path.exists(path):
+      with open(path, newline='') as f:
+        reader = csv.DictReader(f)
+        missing = set(COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+          raise ValueError(
+              f'{path} lacks columns {sorted(missing)}: it is not an rtc '
+              'results file; choose another --output_dir or remove it.')
+        self.rows = list(reader)
+
+  def has(self, level: str, delay: int, execute_horizon: int,
+          method: str) -> bool:
+    return any(r['level'] == level and int(r['delay']) == delay and
+               int(r['execute_horizon']) == execute_horizon and
+               r['method'] == method for r in self.rows)
+
+  def append(self, rows) -> None:
+    self.rows.extend({k: str(r[k]) for k in COLUMNS} for r in rows)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(self.rows)
+    checkpoints.atomic_write_bytes(self.path, buf.getvalue().encode())
+
+
+@dataclasses.dataclass
+class SweepSpec:
+  methods: Sequence[rollout.Method]
+  delays: Sequence[int]
+  execute_horizons: Optional[Sequence[int]]
+  num_evals: int
+  num_steps: int
+  seed: int = 0
+
+
+def make_evaluator(policy, levels: envs.Levels, method: rollout.Method,
+                   num_evals: int, num_steps: int,
+                   shard: sharding.LevelSharding) -> Callable:
+  """A compiled (params, weak, keys, states, d, s) -> metrics over levels."""
+  env = envs.BatchedEnv.for_levels(levels, num_evals)
+
+  def one_level(params, weak_params, key_data, level, delay,
+                execute_horizon):
+    key = jax.random.wrap_key_data(key_data)
+    return rollout.rollout(policy, env, method, num_steps, params,
+                           weak_params, key, level, delay, execute_horizon)
+
+  return shard.map(one_level, in_axes=(0, 0, 0, 0, None, None))
+
+
+def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
+              output_dir: str, weak_params=None, label: str = 'eval',
+              log: Callable[[str], None] = print) -> str:
+  """Evaluates every point of `spec` not yet in `output_dir/results.csv`.
+
+  `params` (and `weak_params`) carry a leading level axis in `levels` order.
+  """
+  os.makedirs(output_dir, exist_ok=True)
+  results = ResultsFile(os.path.join(output_dir, 'results.csv'))
+  points = sweep_points(spec.delays, policy.horizon, spec.execute_horizons)
+  level_cols = [level_column(i) for i in levels.ids]
+  todo = [(m, d, s) for m in spec.methods for d, s in points
+          if not all(results.has(c, d, s, m.name) for c in level_cols)]
+  total = len(spec.methods) * len(points)
+  if not todo:
+    log(f'[{label}] all {total} points already in {results.path}')
+    return results.path
+  if len(todo) < total:
+    log(f'[{label}] resuming: {total - len(todo)} of {total} points already '
+        f'in {results.path}')
+  for m in spec.methods:
+    if m.uses_weak_policy and weak_params is None:
+      raise ValueError('BID with bid_k needs a weak policy: set '
+                       '--config.weak_step.')
+  shard = sharding.LevelSharding(len(levels))
+  params_p = shard.pad(params)
+  weak_p = shard.pad(weak_params) if weak_params is not None else params_p
+  keys = jax.random.split(jax.random.key(spec.seed), len(levels))
+  keys_p = shard.pad(jax.random.key_data(keys))
+  states_p = shard.pad(levels.states)
+  progress = cli.Progress(len(todo), 'points', label)
+  evaluators = {}
+  for n, (method, d, s) in enumerate(todo):
+    rollout.check_delay_horizon(d, s, policy.horizon)
+    if method not in evaluators:
+      evaluators[method] = make_evaluator(policy, levels, method,
+                                          spec.num_evals, spec.num_steps,
+                                          shard)
+    t0 = time.time()
+    out = evaluators[method](params_p, weak_p, keys_p, states_p, d, s)
+    out = shard.unpad(out)
+    rows = []
+    for i, col in enumerate(level_cols):
+      row = {k: float(out[k][i]) for k in METRICS}
+      row.update(delay=d, method=method.name, level=col, execute_horizon=s)
+      rows.append(row)
+    results.append(rows)
+    solved = float(np.mean(out['returned_episode_solved']))
+    progress.print(n + 1, f'{method.name} d={d} s={s}: solved {solved:.3f} '
+                   f'(mean over {len(levels)} level(s)) in '
+                   f'{time.time() - t0:.1f}s')
+  return results.path

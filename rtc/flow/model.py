@@ -1,0 +1,205 @@
+"""Flow-matching action-chunking policy (SPEC §4) on the shared backbone.
+
+Time runs from 0 (Gaussian noise) to 1 (data).
+
+* Network: v_theta(obs, x_t, t) = MixerBackbone(tokens=x_t) -> [B, H, A].
+* Loss: t ~ U[0, 1], x_t = (1 - t) * noise + t * a, target a - noise, MSE.
+* `action`: Euler integration, `num_steps` equal steps from noise at t = 0.
+* `realtime_action` (RTC inference-time inpainting): at every Euler step, the
+  denoised estimate x1 = x_t + (1 - t) * v, error e = (prev - x1) * w (w the
+  prefix weights, per position), correction = VJP of x1 w.r.t. x_t applied to
+  e, guidance weight min(((1 - t) / t) * (t^2 + (1 - t)^2) / (1 - t)^2,
+  max_guidance_weight) (the cap at t = 0), v <- v + weight * correction.
+  Examples are independent, so one batched VJP gives every example's own
+  vector-Jacobian product.
+* `bid_action`: rtc.common.bid with `action` as the sampler.
+* Training-time RTC (`simulated_delay` = D): per example a delay d in
+  {0..D-1} with p(d) proportional to e^-d; the first d positions are clean
+  (x_t = a) with per-token time 1 and are left out of the loss.
+  `training_time_action` sets those positions from the previous chunk at
+  every step (time 1) and returns them exactly.
+
+Every method is pure and jit-able with params first; `inference_delay` and
+`prefix_attention_horizon` may be traced values.
+"""
+
+import functools
+from typing import Optional
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+
+from rtc.common import backbone
+from rtc.common import bid
+from rtc.common import prefix
+
+ModelConfig = backbone.MixerConfig
+ROOT = 'flow'
+
+
+def guidance_weight(t, max_guidance_weight):
+  """min(((1-t)/t) * (t^2 + (1-t)^2) / (1-t)^2, max); t = 0 gives the cap."""
+  inv_r2 = (t**2 + (1 - t)**2) / (1 - t)**2
+  c = jnp.where(t > 0, (1 - t) / jnp.where(t > 0, t, 1.0), jnp.inf)
+  return jnp.minimum(c * inv_r2, max_guidance_weight)
+
+
+def sample_delays(rng, batch: int, max_delay: int) -> jax.Array:
+  """d in {0..max_delay-1} with p(d) proportional to e^-d."""
+  logits = -jnp.arange(max_delay, dtype=jnp.float32)
+  return jax.random.categorical(rng, logits, shape=(batch,))
+
+
+class FlowPolicy:
+  """A flow-matching policy; methods are pure functions of `params`."""
+
+  kind = 'flow'
+
+  def __init__(self, model_config: ModelConfig, obs_dim: int,
+               action_dim: int):
+    self.config = model_config
+    self.obs_dim = obs_dim
+    self.action_dim = action_dim
+    self.horizon = model_config.action_chunk_size
+
+    def net(obs, x_t, time):
+      return backbone.MixerBackbone(model_config, action_dim, name=ROOT)(
+          x_t, obs, time)
+
+    self._net = hk.without_apply_rng(hk.transform(net))
+
+  # -- parameters -------------------------------------------------------------
+
+  def init(self, rng: jax.Array):
+    obs = jnp.zeros((1, self.obs_dim), jnp.float32)
+    x = jnp.zeros((1, self.horizon, self.action_dim), jnp.float32)
+    return self._net.init(rng, obs, x, jnp.zeros((1,), jnp.float32))
+
+  def param_shapes(self):
+    return jax.eval_shape(self.init, jax.random.key(0))
+
+  # -- network ----------------------------------------------------------------
+
+  def velocity(self, params, obs, x_t, time):
+    """v_theta [B, H, A]; `time` a scalar, [B] or per-token [B, H]."""
+    time = jnp.asarray(time, jnp.float32)
+    if time.ndim == 0:
+      time = jnp.broadcast_to(time, obs.shape[:1])
+    return self._net.apply(params, obs, x_t, time)
+
+  def _noise(self, rng, obs, noise):
+    shape = (obs.shape[0], self.horizon, self.action_dim)
+    if noise is None:
+      return jax.random.normal(rng, shape, jnp.float32)
+    if noise.shape != shape:
+      raise ValueError(f'noise must have shape {shape}, got {noise.shape}.')
+    return noise.astype(jnp.float32)
+
+  def _integrate(self, x0, num_steps, velocity_fn):
+    dt = 1.0 / num_steps
+
+    def step(x_t, i):
+      t = i * dt
+      return x_t + dt * velocity_fn(x_t, t), None
+
+    x1, _ = jax.lax.scan(step, x0, jnp.arange(num_steps, dtype=jnp.float32))
+    return x1
+
+  # -- sampling ---------------------------------------------------------------
+
+  def action(self, params, rng, obs, num_steps: int, noise=None):
+    """Euler integration from noise: a chunk [B, H, A]."""
+    x0 = self._noise(rng, obs, noise)
+    return self._integrate(
+        x0, num_steps, lambda x, t: self.velocity(params, obs, x, t))
+
+  def realtime_action(self, params, rng, obs, num_steps: int, prev_chunk,
+                      inference_delay, prefix_attention_horizon,
+                      prefix_attention_schedule: str = 'exp',
+                      max_guidance_weight: float = 5.0, noise=None):
+    """RTC: guided Euler integration towards `prev_chunk`'s prefix."""
+    weights = prefix.prefix_weights(inference_delay, prefix_attention_horizon,
+                                     self.horizon, prefix_attention_schedule)
+    x0 = self._noise(rng, obs, noise)
+
+    def guided(x_t, t):
+      def denoise(x):
+        v = self.velocity(params, obs, x, t)
+        return x + (1 - t) * v, v
+
+      x1, vjp_fn, v = jax.vjp(denoise, x_t, has_aux=True)
+      error = (prev_chunk - x1) * weights[None, :, None]
+      correction = vjp_fn(error)[0]
+      return v + guidance_weight(t, max_guidance_weight) * correction
+
+    return self._integrate(x0, num_steps, guided)
+
+  def bid_action(self, params, rng, obs, num_steps: int, prev_chunk,
+                 inference_delay, prefix_attention_horizon, n_samples: int,
+                 weak_params=None, bid_k: Optional[int] = None):
+    """BID over `n_samples` chunks (weak policy: `weak_params` + `bid_k`)."""
+    weak = None
+    if weak_params is not None:
+      weak = functools.partial(self._sampler, weak_params, num_steps)
+    return bid.bid_action(
+        functools.partial(self._sampler, params, num_steps), rng, obs,
+        prev_chunk, inference_delay, prefix_attention_horizon, n_samples,
+        weak, bid_k)
+
+  def _sampler(self, params, num_steps, rng, obs):
+    return self.action(params, rng, obs, num_steps)
+
+  def training_time_action(self, params, rng, obs, num_steps: int,
+                           prev_chunk, inference_delay, noise=None):
+    """For `simulated_delay` models: the first d positions come clean from
+    `prev_chunk` with per-token time 1 (SPEC §7)."""
+    mask = jnp.arange(self.horizon)[None, :] < inference_delay  # [1, H]
+    mask = jnp.broadcast_to(mask, (obs.shape[0], self.horizon))
+    x0 = self._noise(rng, obs, noise)
+
+    def velocity(x_t, t):
+      x_t = jnp.where(mask[..., None], prev_chunk, x_t)
+      time = jnp.where(mask, 1.0, t)
+      return self.velocity(params, obs, x_t, time)
+
+    x1 = self._integrate(x0, num_steps, velocity)
+    return jnp.where(mask[..., None], prev_chunk, x1)
+
+  # -- training ---------------------------------------------------------------
+
+  def loss_and_metrics(self, params, rng, obs, action):
+    """Flow-matching MSE (and per-example metrics for logging)."""
+    expected = (obs.shape[0], self.horizon, self.action_dim)
+    if action.shape != expected:
+      raise ValueError(f'action must have shape {expected}, got '
+                       f'{action.shape}.')
+    noise_rng, time_rng, delay_rng = jax.random.split(rng, 3)
+    batch = obs.shape[0]
+    time = jax.random.uniform(time_rng, (batch,))
+    noise = jax.random.normal(noise_rng, action.shape)
+    target = action - noise
+    if self.config.simulated_delay is None:
+      x_t = (1 - time[:, None, None]) * noise + time[:, None, None] * action
+      pred = self.velocity(params, obs, x_t, time)
+      loss = jnp.mean(jnp.square(pred - target))
+      return loss, {'mse': loss}
+    delay = sample_delays(delay_rng, batch, self.config.simulated_delay)
+    mask = jnp.arange(self.horizon)[None, :] < delay[:, None]  # [B, H]
+    token_time = jnp.where(mask, 1.0, time[:, None])
+    x_t = ((1 - token_time[..., None]) * noise +
+           token_time[..., None] * action)
+    pred = self.velocity(params, obs, x_t, token_time)
+    keep = (~mask)[..., None].astype(jnp.float32)
+    loss = jnp.sum(jnp.square(pred - target) * keep) / jnp.maximum(
+        jnp.sum(keep) * self.action_dim, 1.0)
+    return loss, {'mse': loss, 'mean_delay': jnp.mean(delay)}
+
+  def loss(self, params, rng, obs, action):
+    return self.loss_and_metrics(params, rng, obs, action)[0]
+
+
+def make_policy(model, obs_dim: int, action_dim: int) -> FlowPolicy:
+  """A FlowPolicy from model options (a dict or ConfigDict)."""
+  model = model.to_dict() if hasattr(model, 'to_dict') else dict(model)
+  return FlowPolicy(ModelConfig(**model), obs_dim, action_dim)
