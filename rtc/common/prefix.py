@@ -46,5 +46,6 @@ def prefix_weights(start, end, total: int, schedule: str) -> jax.Array:
   else:
     w = jnp.clip((start - 1 - idx) / (end - start + 1) + 1, 0.0, 1.0)
     if schedule == 'exp':
-      w = w * jnp.expm1(w) / (math.e - 1)
+      # Exactly 1 where u = 1 (float rounding would give 0.99999994).
+      w = jnp.where(w >= 1.0, 1.0, w * jnp.expm1(w) / (math.e - 1))
   return jnp.where(idx >= end, 0.0, w).astype(jnp.float32)

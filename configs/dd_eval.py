@@ -1,0 +1,21 @@
+"""Evaluation sweep of discrete-diffusion policies (SPEC §5, §7).
+
+  bazel run //rtc/dd:eval -- --run_path=logs-dd/<run> \
+      --output_dir=eval_dd_output
+
+`realtime.max_guidance_weight` is the DD guidance strength g (the tilt
+exp(-g * w * (centre - y)^2 / 2) on p_theta(x_0)); its default comes from the
+sweep recorded in README.md ("Choosing g").
+"""
+
+from configs import common
+
+# Chosen by measurement: see README.md, "Choosing g".
+DEFAULT_GUIDANCE = 500.0
+
+
+def get_config():
+  return common.sweep(
+      num_evals=128, max_guidance_weight=DEFAULT_GUIDANCE,
+      model_config=common.model(num_bins=256, bin_embedding_dim=32,
+                                expected_value_output=False))

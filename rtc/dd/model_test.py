@@ -1,0 +1,308 @@
+"""Tests for rtc.dd.model (statistical ones use fixed seeds and stated
+tolerances)."""
+
+import itertools
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rtc.common import prefix
+from rtc.dd import model as dd_model
+
+O, A, H = 7, 3, 8
+SMALL = dd_model.ModelConfig(channel_dim=32, channel_hidden_dim=64,
+                             token_hidden_dim=16, num_layers=2, num_bins=16,
+                             bin_embedding_dim=4)
+
+
+def _perturbed_params(policy, seed=0, scale=0.1):
+  params = policy.init(jax.random.key(seed))
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(seed + 100), len(leaves))
+  return jax.tree.unflatten(tree, [
+      x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+
+
+def _oracle_logits(target_bins, num_bins, sharpness=50.0):
+  """A perfect x_0 predictor: logits peaked on the target bins."""
+  def fn(x_t, level):
+    del x_t, level
+    return sharpness * jax.nn.one_hot(target_bins, num_bins)
+  return fn
+
+
+class BinsAndForwardProcessTest(parameterized.TestCase):
+
+  @parameterized.parameters(16, 256)
+  def test_binning_round_trip(self, k):
+    a = jnp.linspace(-1.0, 1.0, 10001)
+    back = dd_model.from_bins(dd_model.to_bins(a, k), k)
+    self.assertLessEqual(float(jnp.max(jnp.abs(back - a))), 1.0 / k + 1e-6)
+    bins = dd_model.to_bins(a, k)
+    self.assertEqual(int(bins.min()), 0)
+    self.assertEqual(int(bins.max()), k - 1)
+    # Out-of-range actions clip to the end bins.
+    np.testing.assert_array_equal(
+        dd_model.to_bins(jnp.array([-3.0, 3.0]), k), [0, k - 1])
+
+  @parameterized.parameters(0.0, 0.3, 0.8, 1.0)
+  def test_corruption_keep_probability(self, t):
+    k, n = 8, 200_000
+    x0 = jnp.zeros((n,), jnp.int32) + 3
+    xt = dd_model.corrupt(jax.random.key(0), x0, t, k)
+    keep = float(jnp.mean(xt == x0))
+    expected = 1 - t + t / k
+    # Binomial std <= sqrt(0.25 / n) ~ 0.0011; tolerance 5 sigma.
+    self.assertAlmostEqual(keep, expected, delta=0.006)
+    if t > 0:
+      # Replacements are uniform over all bins.
+      counts = np.bincount(np.asarray(xt), minlength=k) / n
+      others = np.delete(counts, 3)
+      np.testing.assert_allclose(others, t / k, atol=0.004)
+
+  def test_corruption_per_token_levels(self):
+    x0 = jnp.zeros((4000, 2, 1), jnp.int32)
+    level = jnp.broadcast_to(jnp.array([0.0, 1.0]), (4000, 2))
+    xt = dd_model.corrupt(jax.random.key(1), x0, level, 64)
+    self.assertTrue(bool(jnp.all(xt[:, 0] == 0)))
+    self.assertLess(float(jnp.mean(xt[:, 1] == 0)), 0.05)
+
+  @parameterized.parameters((1.0, 0.5), (0.7, 0.2), (0.5, 0.0), (0.9, 0.85))
+  def test_reverse_step_matches_enumeration(self, t, s):
+    k = 5
+    rng = np.random.default_rng(0)
+    p0 = rng.dirichlet(np.ones(k), size=k)  # One p_theta per x_t value.
+    xt = np.arange(k)
+    got = np.asarray(dd_model.reverse_probs(jnp.asarray(p0), jnp.asarray(xt),
+                                            t, s))
+    np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-6)
+
+    def q(level, i, j):  # q(x_level = j | x_0 = i)
+      return (1 - level) * (i == j) + level / k
+
+    a = (1 - t) / (1 - s)
+
+    def q_step(kk, j):  # q(x_t = j | x_s = kk)
+      return a * (kk == j) + (1 - a) / k
+
+    for j in xt:
+      brute = np.zeros(k)
+      for i, kk in itertools.product(range(k), range(k)):
+        post = q_step(kk, j) * q(s, i, kk) / q(t, i, j)
+        brute[kk] += p0[j, i] * post
+      np.testing.assert_allclose(got[j], brute, atol=1e-6)
+    if s == 0.0:
+      np.testing.assert_allclose(got, p0, atol=1e-6)
+
+  def test_tilt_weight_zero_is_identity(self):
+    logits = jax.random.normal(jax.random.key(0), (2, H, A, 16))
+    y = jnp.full((2, H, A), 5, jnp.int32)
+    w = jnp.zeros(H).at[:3].set(0.5)
+    out = dd_model.tilt_logits(logits, y, w, 300.0)
+    np.testing.assert_array_equal(out[:, 3:], logits[:, 3:])
+    self.assertGreater(float(jnp.abs(out[:, :3] - logits[:, :3]).max()), 1.0)
+    # The tilt is largest far from y's centre and zero at it.
+    delta = np.asarray(out - logits)[0, 0, 0]
+    self.assertEqual(int(np.argmax(delta)), 5)
+
+
+class SamplerTest(parameterized.TestCase):
+
+  def test_oracle_sampler_returns_target(self):
+    k = 16
+    target = jax.random.randint(jax.random.key(0), (3, H, A), 0, k)
+    x_init = jax.random.randint(jax.random.key(1), (3, H, A), 0, k)
+    for steps in (1, 5):
+      x0, _ = dd_model.sample_chunk(_oracle_logits(target, k),
+                                    jax.random.key(2), x_init, steps, k)
+      np.testing.assert_array_equal(x0, target)
+
+  def _sample_many(self, policy, params, obs, prev, d, end, schedule, g, n):
+    fn = jax.jit(jax.vmap(
+        lambda key: policy.realtime_action(params, key, obs, 4, prev, d, end,
+                                           schedule, g)))
+    return fn(jax.random.split(jax.random.key(3), n))
+
+  def test_weight_one_positions_equal_previous_bins(self):
+    policy = dd_model.DiscreteDiffusionPolicy(SMALL, O, A)
+    params = _perturbed_params(policy)
+    obs = jax.random.normal(jax.random.key(0), (4, O))
+    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
+                              maxval=1)
+    y_centres = policy.from_bins(policy.to_bins(prev))
+    for schedule, d, end, pinned in (('exp', 3, 6, 3), ('zeros', 2, 6, 2),
+                                     ('ones', 1, 5, 5)):
+      out = self._sample_many(policy, params, obs, prev, d, end, schedule,
+                              100.0, 8)
+      np.testing.assert_array_equal(
+          out[:, :, :pinned], jnp.broadcast_to(y_centres[:, :pinned],
+                                               out[:, :, :pinned].shape))
+      # Unpinned positions are not simply copied.
+      self.assertGreater(float(jnp.mean(out[:, :, pinned:] !=
+                                        y_centres[None, :, pinned:])), 0.5)
+
+  def test_weight_zero_positions_have_unguided_distribution(self):
+    # Position-independent p_theta: each position's marginal is its own.
+    k = 8
+    logits = jax.random.normal(jax.random.key(0), (1, H, A, k))
+    fn = lambda x, level: jnp.broadcast_to(logits, x.shape + (k,))
+    y = jnp.zeros((1, H, A), jnp.int32)
+    w = prefix.prefix_weights(2, 5, H, 'exp')
+    n = 20000
+    keys = jax.random.split(jax.random.key(1), n)
+    x_init = jnp.zeros((1, H, A), jnp.int32)
+
+    def draw(**kw):
+      def one(key):
+        return dd_model.sample_chunk(fn, key, x_init, 3, k, **kw)[0][0]
+      return np.asarray(jax.jit(jax.vmap(one))(keys))
+
+    guided = draw(y=y, pinned=w >= 1.0, tilt_weights=w, g=50.0)
+    plain = draw()
+    p_true = np.asarray(jax.nn.softmax(logits[0], -1))
+    for h in (5, 6, 7):  # Weight 0.
+      for a in range(A):
+        freq_g = np.bincount(guided[:, h, a], minlength=k) / n
+        freq_p = np.bincount(plain[:, h, a], minlength=k) / n
+        # Std of a frequency <= sqrt(0.25 / n) = 0.0035; tolerance ~5 sigma.
+        np.testing.assert_allclose(freq_g, p_true[h, a], atol=0.018)
+        np.testing.assert_allclose(freq_p, p_true[h, a], atol=0.018)
+    # Guided positions (0 < w < 1) move towards y = bin 0.
+    self.assertGreater(np.mean(guided[:, 2:4] == 0),
+                       np.mean(plain[:, 2:4] == 0) + 0.1)
+
+  def test_distance_falls_with_weight_and_guidance(self):
+    policy = dd_model.DiscreteDiffusionPolicy(SMALL, O, A)
+    params = _perturbed_params(policy)
+    obs = jax.random.normal(jax.random.key(0), (4, O))
+    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
+                              maxval=1)
+
+    def dist(schedule, g, d=1, end=7):
+      out = self._sample_many(policy, params, obs, prev, d, end, schedule, g,
+                              16)
+      return float(jnp.mean(jnp.abs(out[:, :, d:end] - prev[None, :, d:end])))
+
+    d_none = dist('exp', 0.0)
+    d_small = dist('exp', 30.0)
+    d_large = dist('exp', 1000.0)
+    self.assertLess(d_small, d_none)
+    self.assertLess(d_large, d_small)
+    # A larger weight (linear >= exp pointwise) at the same g: closer.
+    self.assertLess(dist('linear', 30.0), d_small)
+
+  def test_training_time_prefix_is_clean(self):
+    cfg = dd_model.ModelConfig(**{**SMALL.__dict__, 'simulated_delay': 4})
+    policy = dd_model.DiscreteDiffusionPolicy(cfg, O, A)
+    params = _perturbed_params(policy)
+    obs = jax.random.normal(jax.random.key(0), (4, O))
+    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
+                              maxval=1)
+    seen = []
+
+    def record(x, level):
+      seen.append((np.asarray(x), np.asarray(level)))
+
+    def spy_logits(params, obs, x, level):
+      jax.debug.callback(record, x, level)
+      return dd_model.DiscreteDiffusionPolicy.logits(policy, params, obs, x,
+                                                     level)
+
+    policy.logits = spy_logits
+    out = policy.training_time_action(params, jax.random.key(2), obs, 3,
+                                      prev, 3)
+    y = policy.to_bins(prev)
+    np.testing.assert_array_equal(out[:, :3], policy.from_bins(y[:, :3]))
+    self.assertTrue(seen)
+    for x, level in seen:  # Every network call saw the clean prefix.
+      np.testing.assert_array_equal(x[:, :3], y[:, :3])
+      np.testing.assert_array_equal(level[:, :3], 0.0)
+      self.assertTrue(bool(jnp.all(level[:, 3:] > 0)))
+
+  def test_noise_is_the_starting_point(self):
+    policy = dd_model.DiscreteDiffusionPolicy(SMALL, O, A)
+    params = _perturbed_params(policy)
+    obs = jax.random.normal(jax.random.key(0), (2, O))
+    noise = jnp.full((2, H, A), 3, jnp.int32)
+    a = policy.action(params, jax.random.key(1), obs, 3, noise=noise)
+    b = policy.action(params, jax.random.key(1), obs, 3, noise=noise)
+    np.testing.assert_array_equal(a, b)
+    with self.assertRaisesRegex(ValueError, 'noise'):
+      policy.action(params, jax.random.key(1), obs, 3,
+                    noise=jnp.zeros((2, H), jnp.int32))
+
+
+class TrainingTest(absltest.TestCase):
+
+  def test_learns_synthetic_mapping(self):
+    k1, k2 = jax.random.split(jax.random.key(3))
+    obs = jax.random.normal(k1, (64, O))
+    proj = jax.random.normal(k2, (O, H * A)) / np.sqrt(O)
+    target = jnp.tanh(obs @ proj).reshape(64, H, A)
+    policy = dd_model.DiscreteDiffusionPolicy(SMALL, O, A)
+    params = policy.init(jax.random.key(0))
+    opt = optax.adam(3e-3)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state, key):
+      (loss, m), g = jax.value_and_grad(policy.loss_and_metrics,
+                                        has_aux=True)(params, key, obs,
+                                                      target)
+      upd, state = opt.update(g, state)
+      return optax.apply_updates(params, upd), state, loss, m
+
+    for i in range(400):
+      params, state, loss, m = step(params, state, jax.random.key(i))
+    # Bin accuracy of x_0-prediction from clean-ish inputs, and sampling.
+    sample = jax.jit(policy.action, static_argnums=(3,))(
+        params, jax.random.key(0), obs, 8)
+    acc = float(jnp.mean(policy.to_bins(sample) == policy.to_bins(target)))
+    # Chance is 1/16; a learned mapping gets most bins exactly right.
+    self.assertGreater(acc, 0.8)
+    self.assertGreater(float(m['bin_accuracy']), 0.5)
+
+  def test_training_time_prefix_excluded_from_loss(self):
+    cfg = dd_model.ModelConfig(**{**SMALL.__dict__, 'simulated_delay': 8})
+    policy = dd_model.DiscreteDiffusionPolicy(cfg, O, A)
+    params = _perturbed_params(policy)
+    obs = jax.random.normal(jax.random.key(0), (16, O))
+    action = jax.random.uniform(jax.random.key(1), (16, H, A), minval=-1,
+                                maxval=1)
+    key = jax.random.key(5)
+    level_rng, noise_rng, delay_rng = jax.random.split(key, 3)
+    level = jax.random.uniform(level_rng, (16,))
+    delay = np.asarray(dd_model.sample_delays(delay_rng, 16, 8))
+    mask = np.arange(H)[None, :] < delay[:, None]
+    self.assertTrue(mask.any() and (~mask).any())
+    token_level = np.where(mask, 0.0, np.asarray(level)[:, None])
+    x0 = policy.to_bins(action)
+    x_t = dd_model.corrupt(noise_rng, x0, token_level, cfg.num_bins)
+    np.testing.assert_array_equal(np.asarray(x_t)[mask],
+                                  np.asarray(x0)[mask])  # Clean prefix.
+    logp = jax.nn.log_softmax(policy.logits(params, obs, x_t, token_level))
+    nll = -np.take_along_axis(np.asarray(logp), np.asarray(x0)[..., None],
+                              -1)[..., 0]
+    expected = nll[~mask].mean()
+    got = float(policy.loss(params, key, obs, action))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    self.assertGreater(abs(nll.mean() - expected), 1e-4)
+
+  def test_interface_matches_flow(self):
+    from rtc.flow import model as flow_model  # pylint: disable=g-import-not-at-top
+    import inspect  # pylint: disable=g-import-not-at-top
+    for name in ('init', 'action', 'realtime_action', 'bid_action', 'loss',
+                 'loss_and_metrics', 'training_time_action', 'param_shapes'):
+      self.assertEqual(
+          list(inspect.signature(getattr(flow_model.FlowPolicy,
+                                         name)).parameters),
+          list(inspect.signature(getattr(dd_model.DiscreteDiffusionPolicy,
+                                         name)).parameters), name)
+
+
+if __name__ == '__main__':
+  absltest.main()
