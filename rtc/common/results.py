@@ -1,0 +1,132 @@
+"""Reading and summarising results.csv files, and plotting them.
+
+Any results.csv rtc writes (or the earlier implementation wrote: the same
+columns) has one row per (level, delay, execute_horizon, method) with the
+first-episode return, length and solve rate (rtc.common.sweep).
+
+`summarise` averages the solve rate over levels for each (method, delay):
+at a chosen execution horizon, or at the best one per (method, delay) (the
+horizon with the highest level-averaged solve rate). `plot` draws solve rate
+against delay, one line per method, one panel per results file (shared y
+axis), or one panel per level.
+"""
+
+import collections
+import csv
+import os
+
+import numpy as np
+
+from rtc.common import sweep
+
+METHOD_ORDER = ('naive', 'realtime', 'bid', 'hard_masking', 'training_time')
+
+
+def read_results(path: str) -> list[dict]:
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'Results file {path} not found: run an '
+                            'evaluation first or check --results.')
+  with open(path, newline='') as f:
+    reader = csv.DictReader(f)
+    missing = set(sweep.COLUMNS) - set(reader.fieldnames or ())
+    if missing:
+      raise ValueError(f'{path} lacks columns {sorted(missing)}: not a '
+                       'results.csv written by an evaluation sweep.')
+    rows = []
+    for i, r in enumerate(reader):
+      try:
+        rows.append({
+            'level': r['level'], 'method': r['method'],
+            'delay': int(float(r['delay'])),
+            'execute_horizon': int(float(r['execute_horizon'])),
+            **{k: float(r[k]) for k in sweep.METRICS}})
+      except (TypeError, ValueError):
+        raise ValueError(f'{path}: row {i + 2} is malformed ({r}).') from None
+  if not rows:
+    raise ValueError(f'{path} holds no rows.')
+  return rows
+
+
+def _methods(rows):
+  present = {r['method'] for r in rows}
+  return [m for m in METHOD_ORDER if m in present] + sorted(
+      present - set(METHOD_ORDER))
+
+
+def summarise(rows, execute_horizon=None, level=None,
+              metric='returned_episode_solved'):
+  """{method: {delay: (mean over levels, execute_horizon used)}}."""
+  if level is not None:
+    rows = [r for r in rows if r['level'] == level]
+  groups = collections.defaultdict(list)
+  for r in rows:
+    groups[(r['method'], r['delay'], r['execute_horizon'])].append(r[metric])
+  out = collections.defaultdict(dict)
+  for (method, delay, s), values in groups.items():
+    if execute_horizon is not None and s != execute_horizon:
+      continue
+    mean = float(np.mean(values))
+    best = out[method].get(delay)
+    if best is None or mean > best[0]:
+      out[method][delay] = (mean, s)
+  return {m: dict(sorted(out[m].items())) for m in _methods(rows) if m in out}
+
+
+def markdown_table(summary: dict, title: str = 'method') -> str:
+  delays = sorted({d for v in summary.values() for d in v})
+  lines = [f'| {title} | ' + ' | '.join(f'd={d}' for d in delays) + ' |',
+           '|---|' + '---|' * len(delays)]
+  for method, by_delay in summary.items():
+    cells = [f'{by_delay[d][0]:.3f}' if d in by_delay else '' for d in delays]
+    lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def plot(panels, output: str, execute_horizon=None, per_level=False,
+         ylabel='solve rate') -> str:
+  """panels: [(title, rows)]. Writes a PNG; returns its path."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  if per_level:
+    expanded = []
+    for title, rows in panels:
+      for lv in sorted({r['level'] for r in rows}):
+        name = lv.replace('worlds/', '').replace('.json', '')
+        expanded.append((f'{title} {name}'.strip(),
+                         [r for r in rows if r['level'] == lv]))
+    panels = expanded
+  n = len(panels)
+  cols = min(n, 4)
+  nrows = -(-n // cols)
+  fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows),
+                           sharey=True, squeeze=False)
+  for ax, (title, rows) in zip(axes.flat, panels):
+    summary = summarise(rows, execute_horizon)
+    for method, by_delay in summary.items():
+      delays = sorted(by_delay)
+      ax.plot(delays, [by_delay[d][0] for d in delays], marker='o',
+              label=method)
+    ax.set_title(title)
+    ax.set_xlabel('inference delay d')
+    ax.grid(alpha=0.3)
+    all_delays = sorted({r['delay'] for r in rows})
+    ax.set_xticks(all_delays)
+  for ax in axes.flat[n:]:
+    ax.axis('off')
+  for ax in axes[:, 0]:
+    ax.set_ylabel(ylabel)
+  axes.flat[0].legend(fontsize=8)
+  horizon = ('best execution horizon per point' if execute_horizon is None
+             else f'execution horizon s={execute_horizon}')
+  fig.suptitle(f'Solve rate vs inference delay ({horizon}; mean over levels)'
+               if not per_level else f'Solve rate vs inference delay '
+               f'({horizon})', fontsize=10)
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  tmp = output + '.tmp.png'
+  fig.savefig(tmp, dpi=110)
+  plt.close(fig)
+  os.replace(tmp, output)
+  return output
