@@ -59,7 +59,9 @@ def sweep(num_evals: int, max_guidance_weight: float,
   c.num_flow_steps = 5
   c.seed = 0
   c.delays = '0,1,2,3,4'
-  c.execute_horizons = ''  # '' = every s in [max(1, d), H - d].
+  # '' = every s in [max(1, d), H - d]; 'min' = s = max(1, d) only; or a
+  # comma-separated subset.
+  c.execute_horizons = ''
   c.methods = 'naive,realtime,bid,hard_masking'
   c.levels = ''  # '' = every level of the run.
   c.worlds_dir = ''  # '' = the run's own.

@@ -73,8 +73,10 @@ def evaluate(config, run_path: str, output_dir: str, make_policy: Callable,
   spec = sweep.SweepSpec(
       methods=methods_from_config(config, policy.config.simulated_delay),
       delays=options.int_list(config.delays, 'delays'),
-      execute_horizons=(options.int_list(config.execute_horizons,
-                                         'execute_horizons') or None),
+      execute_horizons=(
+          sweep.MIN_HORIZON if config.execute_horizons == sweep.MIN_HORIZON
+          else options.int_list(config.execute_horizons, 'execute_horizons')
+          or None),
       num_evals=int(config.num_evals), num_steps=int(config.num_flow_steps),
       seed=int(config.seed))
   output_dir = paths.resolve(output_dir)

@@ -39,16 +39,26 @@ def level_column(level_id: str) -> str:
   return 'worlds/' + level_id
 
 
+MIN_HORIZON = 'min'
+
+
 def sweep_points(delays: Sequence[int], horizon: int,
-                 execute_horizons: Optional[Sequence[int]] = None):
-  """(d, s) pairs with s in [max(1, d), H - d], optionally a subset of s."""
+                 execute_horizons=None):
+  """(d, s) pairs with s in [max(1, d), H - d].
+
+  `execute_horizons`: None for every such s, a sequence for a subset, or
+  'min' for s = max(1, d) only (the shortest horizon each delay allows).
+  """
   points = []
   for d in delays:
     if d < 0 or 2 * d > horizon:
       raise ValueError(f'Delay {d} is out of range for H={horizon} '
                        f'(need 0 <= d <= H/2).')
     for s in range(max(1, d), horizon - d + 1):
-      if execute_horizons is None or s in execute_horizons:
+      if execute_horizons == MIN_HORIZON:
+        if s == max(1, d):
+          points.append((d, s))
+      elif execute_horizons is None or s in execute_horizons:
         points.append((d, s))
   if not points:
     raise ValueError(f'No (delay, execute_horizon) pairs in delays {delays} '
