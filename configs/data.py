@@ -1,0 +1,37 @@
+"""Expert-data generation (rtc/expert/generate_data.py).
+
+  bazel run //rtc/expert:generate_data -- --config=configs/data.py \
+      --config.run_path=logs-expert/<run>
+
+Presets (the text after ':'): `paper` (default; 1M steps per level), `cpu`
+and `quickstart` (fewer steps, for this 2-core CPU).
+"""
+
+from ml_collections import config_dict
+
+PRESETS = ('paper', 'cpu', 'quickstart')
+
+
+def get_config(preset: str = 'paper'):
+  preset = preset or 'paper'
+  if preset not in PRESETS:
+    raise ValueError(f'Unknown preset {preset!r}; use one of {PRESETS}.')
+  c = config_dict.ConfigDict()
+  # Expert run (logs-expert/<run>, or one written by the earlier
+  # implementation). Required. Data goes to <run_path>/data/.
+  c.run_path = ''
+  c.levels = ''  # '' = every level with checkpoints in the run.
+  c.worlds_dir = ''  # '' = the run's own (config.json), else kinetix-env's.
+  c.num_envs = 128
+  c.num_steps = 1_000_000  # Environment steps per level.
+  # Per seed: a random checkpoint with at least this solve rate, else the
+  # best one (left out of the mixture).
+  c.solve_threshold = 0.65
+  c.deterministic = False  # True: squashed mean instead of a sample.
+  c.seed = 0
+  c.chunk_steps = 256  # Steps per device call (bounds memory).
+  if preset == 'cpu':
+    c.num_steps = 200_000
+  elif preset == 'quickstart':
+    c.num_steps = 100_000
+  return c

@@ -1,0 +1,332 @@
+r"""Generates behaviour-cloning data from an expert run (SPEC §6).
+
+  bazel run //rtc/expert:generate_data -- --config=configs/data.py \
+      --config.run_path=logs-expert/<run>
+  bazel run //rtc/expert:generate_data -- --config=configs/data.py:quickstart \
+      --config.run_path=logs-expert/<run>
+
+Per level (all levels at once, vmapped and sharded over devices):
+
+* Experts: per seed, a checkpoint chosen by rtc.expert.store.choose_experts
+  (a random one with solve rate >= `solve_threshold`, else the best, which
+  is then left out of the mixture; if no seed reaches the threshold, the best
+  checkpoint over all seeds alone).
+* `num_envs` environments (BatchedEnv: action noise 0.1, auto-reset), each
+  following one expert of the mixture, drawn uniformly at the start and anew
+  at every episode end. Experts sample their squashed-normal actions
+  (`deterministic` uses the squashed mean instead).
+* `ceil(num_steps / num_envs)` steps are written to
+  `<run_path>/data/<level_name>.npz` with np.savez (uncompressed, so
+  rtc.common.data memory-maps it): `obs` [T,E,O] float32, the plain
+  observation the action was taken on (no history, no previous action);
+  `action` [T,E,A] float32, the expert's action before the environment's
+  noise; `done` [T,E] bool, the step ended an episode; `solved` [T,E] bool;
+  `return_` [T,E] float32 and `length` [T,E] int32, the episode's task
+  return and length so far (the finished episode's where `done`).
+  Steps are generated in chunks of `chunk_steps` into temporary .npy files
+  beside the output, so memory stays bounded for the paper's 1M steps x 679
+  dims per level; the .npz is then written to a temporary file and renamed.
+* A progress line with environment steps per second and the time left, and
+  per level the episodes, mean return, mean length and solve rate.
+
+Runs written by the earlier Flax implementation work unchanged: without a
+config.json the levels are found by their file names in the worlds
+directory, the observation history is 4, and the pickles are converted by
+rtc.common.checkpoints.
+"""
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from typing import Callable
+
+from absl import flags
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ml_collections import config_flags
+
+from rtc.common import checkpoints
+from rtc.common import cli
+from rtc.common import config_util
+from rtc.common import envs
+from rtc.common import paths
+from rtc.common import runs
+from rtc.common import sharding
+from rtc.expert import agent as agent_lib
+from rtc.expert import store
+
+REFERENCE_OBS_HISTORY = 4
+FIELDS = ('obs', 'action', 'done', 'solved', 'return_', 'length')
+
+
+def _resolve_levels(config, run_path: str, info):
+  """(level ids, worlds dir) for the run."""
+  worlds_dir = paths.resolve(config.worlds_dir) or (
+      (info or {}).get('worlds_dir') or None)
+  if config.levels:
+    return envs.parse_levels(config.levels), worlds_dir
+  names = store.level_names(run_path)
+  by_name = {}
+  if info and info.get('levels'):
+    by_name = {envs.level_name(i): i for i in info['levels']}
+  if all(n in by_name for n in names):
+    return tuple(by_name[n] for n in names), worlds_dir
+  return runs.level_ids_for_names(names, worlds_dir), worlds_dir
+
+
+def _load_mixtures(run_path, names, choices, expected=None):
+  """Stacked mixture params [L, M, ...] and mask [L, M]."""
+  per_level = []
+  for name in names:
+    trees = []
+    for c in choices[name]:
+      if not c.in_mixture:
+        continue
+      path = c.path(run_path, name)
+      params = checkpoints.load_params(path)
+      if expected is None:
+        if f'{agent_lib.ROOT}/actor_0' not in params:
+          raise ValueError(
+              f'Checkpoint {path} is not an expert agent (no '
+              f'{agent_lib.ROOT}/actor_0); pass an expert run as '
+              '--config.run_path.')
+        expected = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+            np.shape(x), np.float32), params)
+      checkpoints.check_params(params, expected, path)
+      trees.append(jax.tree.map(lambda x: np.asarray(x, np.float32), params))
+    per_level.append(trees)
+  m = max(len(t) for t in per_level)
+  mask = np.zeros((len(names), m), bool)
+  stacked = []
+  for i, trees in enumerate(per_level):
+    mask[i, :len(trees)] = True
+    trees = trees + [trees[0]] * (m - len(trees))
+    stacked.append(jax.tree.map(lambda *x: np.stack(x), *trees))
+  return jax.tree.map(lambda *x: np.stack(x), *stacked), mask
+
+
+class _Generator:
+  """init/run for one level: a mixture of experts driving `num_envs` envs."""
+
+  def __init__(self, agent: agent_lib.ExpertAgent, env: envs.BatchedEnv,
+               chunk: int, deterministic: bool):
+    self.agent, self.env = agent, env
+    self.chunk, self.deterministic = chunk, deterministic
+
+  def _draw(self, key, mask):
+    logits = jnp.where(mask, 0.0, -jnp.inf)
+    return jax.random.categorical(key, logits, shape=(self.env.num_envs,))
+
+  def init(self, key_data, mask, level):
+    key = jax.random.wrap_key_data(key_data)
+    k_env, k_draw, key = jax.random.split(key, 3)
+    obs, state = self.env.reset(k_env, level)
+    return state, obs, self._draw(k_draw, mask), jax.random.key_data(key)
+
+  def run(self, params, mask, carry, level):
+    """`chunk` steps; returns (carry, {field: [chunk, E, ...]})."""
+    agent, env = self.agent, self.env
+    rows = jnp.arange(env.num_envs)
+
+    def step(carry, _):
+      state, obs, idx, key = carry
+      key, k_act, k_env, k_draw = jax.random.split(key, 4)
+      dists = jax.vmap(lambda p: agent.policy(p, obs))(params)
+      mean = dists.mean[idx, rows]
+      std = dists.std[idx]  # [M, A]: the log-std is state-independent.
+      dist = agent_lib.SquashedNormal(mean, std, agent.is_tanh)
+      action = dist.mode() if self.deterministic else dist.sample(k_act)[0]
+      plain = state.history[:, -1]
+      obs, state, _, done, info = env.step(k_env, state, action, level)
+      idx = jnp.where(done, self._draw(k_draw, mask), idx)
+      out = {'obs': plain, 'action': action, 'done': done,
+             'solved': info['solved'],
+             'return_': info['returned_episode_returns'],
+             'length': info['returned_episode_lengths'].astype(jnp.int32)}
+      return (state, obs, idx, key), out
+
+    state, obs, idx, key_data = carry
+    key = jax.random.wrap_key_data(key_data)
+    (state, obs, idx, key), out = jax.lax.scan(
+        step, (state, obs, idx, key), None, length=self.chunk)
+    return (state, obs, idx, jax.random.key_data(key)), out
+
+
+def _umask() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return mask
+
+
+class _LevelWriter:
+  """Fills temporary .npy files row by row, then writes the .npz atomically."""
+
+  def __init__(self, path: str, specs: dict):
+    self.path = path
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    self.tmpdir = tempfile.mkdtemp(dir=directory, prefix='.tmp-gen-')
+    self.arrays = {k: np.lib.format.open_memmap(
+        os.path.join(self.tmpdir, f'{k}.npy'), mode='w+', dtype=dtype,
+        shape=shape) for k, (shape, dtype) in specs.items()}
+    self.rows = 0
+    self.episodes = 0
+    self.sums = {'return': 0.0, 'length': 0.0, 'solved': 0.0}
+
+  def write(self, chunk: dict, n: int) -> None:
+    for k, arr in self.arrays.items():
+      arr[self.rows:self.rows + n] = chunk[k][:n]
+    done = np.asarray(chunk['done'][:n], bool)
+    self.episodes += int(done.sum())
+    self.sums['return'] += float(np.asarray(chunk['return_'][:n])[done].sum())
+    self.sums['length'] += float(np.asarray(chunk['length'][:n])[done].sum())
+    self.sums['solved'] += float(np.asarray(chunk['solved'][:n])[done].sum())
+    self.rows += n
+
+  def summary(self) -> dict:
+    n = max(self.episodes, 1)
+    return {'episodes': self.episodes, 'return': self.sums['return'] / n,
+            'length': self.sums['length'] / n,
+            'solved': self.sums['solved'] / n}
+
+  def finish(self) -> None:
+    for arr in self.arrays.values():
+      arr.flush()
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path),
+                               prefix='.tmp-', suffix='.npz')
+    os.close(fd)
+    try:
+      np.savez(tmp, **self.arrays)
+      os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private.
+      os.replace(tmp, self.path)
+    finally:
+      if os.path.exists(tmp):
+        os.unlink(tmp)
+      self.cleanup()
+
+  def cleanup(self) -> None:
+    self.arrays = {}
+    shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def generate(config, log: Callable[[str], None] = print) -> list[str]:
+  """Writes `<run_path>/data/<level_name>.npz` per level; returns the paths."""
+  if not config.run_path:
+    raise ValueError(
+        '--config.run_path is required: the expert run directory (e.g. '
+        'logs-expert/<run>) that `bazel run //rtc/expert:train` wrote.')
+  run_path = paths.resolve(config.run_path)
+  store.check_run_dir(run_path)
+  info = runs.read_run_config(run_path)
+  level_ids, worlds_dir = _resolve_levels(config, run_path, info)
+  levels = envs.load_levels(level_ids, worlds_dir)
+  names = levels.names
+  num_envs = int(config.num_envs)
+  if num_envs < 1 or int(config.num_steps) < 1:
+    raise ValueError('--config.num_envs and --config.num_steps must be >= 1.')
+
+  rng = np.random.default_rng(int(config.seed))
+  threshold = float(config.solve_threshold)
+  choices = {n: store.choose_experts(run_path, n, threshold, rng)
+             for n in names}
+  for name in names:
+    parts = [f'seed {c.seed} @ {c.update} (solved {c.solved:.2f})'
+             + ('' if c.in_mixture else ', left out')
+             for c in choices[name]]
+    note = ''
+    if not any(c.in_mixture and c.solved >= threshold
+               for c in choices[name]):
+      note = (f'; no checkpoint reaches {threshold:.2f}: using the best one '
+              'alone')
+    log(f'[generate] {name}: ' + '; '.join(parts) + note)
+
+  params, mask = _load_mixtures(run_path, names, choices)
+  first = jax.tree.map(lambda x: x[0, 0], params)
+  num_motor = int(levels.static_params.num_motor_bindings)
+  agent = agent_lib.agent_for_params(first, num_motor)
+  obs_history = int((info or {}).get('obs_history', REFERENCE_OBS_HISTORY))
+  env = envs.BatchedEnv.for_levels(levels, num_envs, obs_history=obs_history,
+                                   include_prev_action=True)
+  level0 = levels.level(0)
+  if agent.obs_dim != env.obs_dim(level0) or (
+      agent.action_dim != env.action_dim):
+    raise ValueError(
+        f'Expert checkpoints of {run_path} take observations of '
+        f'{agent.obs_dim} dims and give {agent.action_dim} actions, but the '
+        f'level gives {env.obs_dim(level0)} ({obs_history} observations of '
+        f'{env.plain_obs_dim(level0)} + {env.action_dim} actions): check '
+        '--config.levels / --config.worlds_dir against the run.')
+
+  t_len = math.ceil(int(config.num_steps) / num_envs)
+  chunk = max(1, min(int(config.chunk_steps), t_len))
+  gen = _Generator(agent, env, chunk, bool(config.deterministic))
+  shard = sharding.LevelSharding(len(levels))
+  init_fn = shard.map(gen.init, in_axes=(0, 0, 0))
+  run_fn = shard.map(gen.run, in_axes=(0, 0, 0, 0), donate_argnums=(2,))
+  keys = np.stack([np.asarray(jax.random.key_data(jax.random.fold_in(
+      jax.random.key(int(config.seed)), i))) for i in range(len(levels))])
+  states = shard.pad(levels.states)
+  params_p, mask_p = shard.pad(params), shard.pad(mask)
+  carry = init_fn(shard.pad(keys), mask_p, states)
+
+  obs_dim = env.plain_obs_dim(level0)
+  specs = {'obs': ((t_len, num_envs, obs_dim), np.float32),
+           'action': ((t_len, num_envs, env.action_dim), np.float32),
+           'done': ((t_len, num_envs), np.bool_),
+           'solved': ((t_len, num_envs), np.bool_),
+           'return_': ((t_len, num_envs), np.float32),
+           'length': ((t_len, num_envs), np.int32)}
+  out_paths = [os.path.join(run_path, 'data', f'{n}.npz') for n in names]
+  total = t_len * num_envs * len(levels)
+  log(f'[generate] {len(levels)} level(s), {t_len} steps x {num_envs} envs '
+      f'each ({t_len * num_envs:,} per level) -> {run_path}/data')
+  progress = cli.Progress(total, 'env steps', 'generate')
+  writers = []
+  try:
+    writers = [_LevelWriter(p, specs) for p in out_paths]
+    t_last, done_rows = time.time(), 0
+    while done_rows < t_len:
+      carry, out = run_fn(params_p, mask_p, carry, states)
+      out = shard.unpad(out)
+      n = min(chunk, t_len - done_rows)
+      for i, w in enumerate(writers):
+        w.write({k: v[i] for k, v in out.items()}, n)
+      done_rows += n
+      now = time.time()
+      sps = n * num_envs * len(levels) / max(now - t_last, 1e-9)
+      t_last = now
+      log(progress.line(done_rows * num_envs * len(levels),
+                        f'{sps:,.0f} env steps/s'))
+    for w in writers:
+      w.finish()
+  finally:
+    for w in writers:
+      w.cleanup()
+  for name, w, p in zip(names, writers, out_paths):
+    s = w.summary()
+    log(f'[generate] {name}: {s["episodes"]} episodes, mean return '
+        f'{s["return"]:.3f}, mean length {s["length"]:.1f}, solve rate '
+        f'{s["solved"]:.3f} -> {p}')
+  return out_paths
+
+
+def define_flags() -> None:
+  """--config; defined only when run as a binary, so that `train` and
+  `generate` can be imported together (e.g. by the quickstart)."""
+  config_flags.DEFINE_config_file(
+      'config', config_util.default_config('data.py'),
+      'Data generation configuration (an ml_collections config file).',
+      lock_config=True)
+
+
+def main(argv):
+  del argv
+  generate(flags.FLAGS.config)
+
+
+if __name__ == '__main__':
+  define_flags()
+  cli.run(main)

@@ -1,0 +1,254 @@
+r"""Trains PPO experts, several seeds per level, all at once.
+
+  bazel run //rtc/expert:train -- --config=configs/expert.py          # paper
+  bazel run //rtc/expert:train -- --config=configs/expert.py:cpu      # ~15 min
+  bazel run //rtc/expert:train -- --config=configs/expert.py:quickstart
+
+Every (seed, level) pair is one independent PPO learner (rtc.expert.ppo);
+the pairs are flattened into one leading axis, vmapped and sharded over the
+local devices (rtc.common.sharding). With `parallel_levels` > 0 the levels
+are trained in groups of that many, one group after another (bounded
+accelerator memory for the paper's 12 large levels).
+
+Outputs, every `save_every` updates and after the last one
+(`<logdir>/<run_name>/`, rtc.expert.store):
+
+* `seed_<i>/<update>/policies/<level_name>.pkl` (Haiku params, reference
+  names) and `seed_<i>/<update>/stats/<level_name>.json` with the mean over
+  the episodes that finished since the previous checkpoint of
+  `returned_episode_solved`, `_returns` (task reward), `_lengths`, and the
+  number of `episodes`;
+* TensorBoard curves under `tb/` per level and seed
+  (`<level>/seed_<i>/solved`, `return`, `length`, losses, ...) and the mean
+  over seeds (`<level>/mean/solved`), against environment steps per seed;
+* a progress line with environment steps per second and the time left;
+* `config.json` with the levels, sizes and every option.
+
+A non-finite loss or parameter stops the run with an error naming the level
+and seed; the checkpoints already written are complete and stay valid.
+
+Reward shaping: see rtc.expert.ppo (`--config.shaping`).
+"""
+
+import os
+import time
+from typing import Callable
+
+from absl import flags
+import jax
+import numpy as np
+from ml_collections import config_flags
+
+from rtc.common import cli
+from rtc.common import config_util
+from rtc.common import envs
+from rtc.common import paths
+from rtc.common import runs
+from rtc.common import sharding
+from rtc.common import summary
+from rtc.expert import agent as agent_lib
+from rtc.expert import ppo
+from rtc.expert import store
+
+KIND = 'expert'
+
+
+def _level_groups(num_levels: int, per_group: int) -> list[list[int]]:
+  per_group = num_levels if per_group <= 0 else per_group
+  return [list(range(i, min(i + per_group, num_levels)))
+          for i in range(0, num_levels, per_group)]
+
+
+def _check_new_run(run_dir: str) -> None:
+  if os.path.isdir(run_dir) and store.seeds(run_dir):
+    raise ValueError(
+        f'{run_dir} already holds expert checkpoints: choose a new '
+        '--config.run_name (or remove that directory).')
+
+
+def _sharded(trainer: ppo.PPO, shard: sharding.LevelSharding):
+  """The sharded init and update of `trainer`."""
+  init = shard.map(trainer.init, in_axes=(0, 0, None))
+  update = shard.map(trainer.update, in_axes=(0, 0), donate_argnums=(0,))
+  return init, update
+
+
+def _interval_stats(sums: dict) -> dict:
+  n = sums['episodes']
+  safe = np.maximum(n, 1)
+  return {
+      store.SOLVED: np.where(n > 0, sums['solved'] / safe, 0.0),
+      store.RETURNS: np.where(n > 0, sums['returns'] / safe, 0.0),
+      store.LENGTHS: np.where(n > 0, sums['lengths'] / safe, 0.0),
+      'episodes': n,
+  }
+
+
+def train(config, log: Callable[[str], None] = print) -> str:
+  """Trains experts per `config` (configs/expert.py); returns the run dir."""
+  settings = ppo.Settings.from_config(config)
+  num_seeds = int(config.num_seeds)
+  num_updates = int(config.num_updates)
+  if num_seeds < 1 or num_updates < 1:
+    raise ValueError('--config.num_seeds and --config.num_updates must be '
+                     '>= 1.')
+  worlds_dir = paths.resolve(config.worlds_dir)
+  level_ids = envs.parse_levels(config.levels)
+  levels = envs.load_levels(level_ids, worlds_dir)
+  names = levels.names
+  run_name = config.run_name or runs.default_run_name()
+  run_dir = os.path.join(paths.resolve(config.logdir), run_name)
+  _check_new_run(run_dir)
+
+  env = envs.BatchedEnv.for_levels(levels, settings.num_envs,
+                                   obs_history=int(config.obs_history),
+                                   include_prev_action=True)
+  level0 = levels.level(0)
+  obs_dim = env.obs_dim(level0)
+  num_motor = int(levels.static_params.num_motor_bindings)
+  agent = agent_lib.ExpertAgent(obs_dim, env.action_dim, num_motor,
+                                int(config.hidden_dim))
+  trainer = ppo.PPO(agent, env, settings)
+  runs.write_run_config(run_dir, {
+      'kind': KIND, 'levels': list(level_ids), 'worlds_dir': worlds_dir,
+      'level_names': list(names), 'obs_dim': obs_dim,
+      'plain_obs_dim': env.plain_obs_dim(level0),
+      'action_dim': env.action_dim, 'num_motor': num_motor,
+      'obs_history': int(config.obs_history),
+      'hidden_dim': int(config.hidden_dim), 'num_seeds': num_seeds,
+      'train': config.to_dict()})
+
+  groups = _level_groups(len(levels), int(config.parallel_levels))
+  steps_per_update = settings.num_envs * settings.num_steps
+  total = num_updates * steps_per_update * num_seeds * len(levels)
+  progress = cli.Progress(total, 'env steps', 'expert train')
+  log(f'[expert train] {len(levels)} level(s) x {num_seeds} seed(s): '
+      f'{", ".join(names)}; {num_updates} updates of {settings.num_envs} '
+      f'envs x {settings.num_steps} steps, shaping {settings.shaping}; run '
+      f'dir {run_dir}')
+  writer = summary.SummaryWriter(os.path.join(run_dir, 'tb'))
+  done_steps = 0
+  final = {}
+  compiled = {}  # Groups of the same size share one compiled update.
+  try:
+    for group in groups:
+      units = [(s, l) for s in range(num_seeds) for l in group]
+      if len(units) not in compiled:
+        shard = sharding.LevelSharding(len(units))
+        compiled[len(units)] = (shard, _sharded(trainer, shard))
+      done_steps, group_final = _train_group(
+          config, trainer, compiled[len(units)], levels, units, run_dir,
+          writer, progress, done_steps, log)
+      final.update(group_final)
+  finally:
+    writer.close()
+  for l, name in enumerate(names):
+    rates = [final[(s, l)] for s in range(num_seeds)]
+    log(f'[expert train] {name}: final solve rate per seed '
+        + ' '.join(f'{r:.2f}' for r in rates)
+        + f' (mean {np.mean(rates):.2f})')
+  log(f'[expert train] done: {run_dir}')
+  return run_dir
+
+
+def _train_group(config, trainer: ppo.PPO, compiled, levels: envs.Levels,
+                 units, run_dir: str, writer, progress, done_steps: int,
+                 log):
+  """Trains the (seed, level index) `units` together; returns final rates."""
+  s = trainer.settings
+  names = levels.names
+  num_updates = int(config.num_updates)
+  save_every = max(int(config.save_every), 1)
+  shard, (init, update) = compiled
+  base = jax.random.key(int(config.seed))
+  keys = np.stack([np.asarray(jax.random.key_data(
+      jax.random.fold_in(jax.random.fold_in(base, seed), l)))
+                   for seed, l in units])
+  level_idx = np.array([l for _, l in units])
+  states = shard.pad(jax.tree.map(lambda x: np.asarray(x)[level_idx],
+                                  levels.states))
+  runner = init(shard.pad(keys), states, float(config.learning_rate))
+  steps_per_update = s.num_envs * s.num_steps
+  pending = []
+  final = {}
+  last_saved = None
+  t_interval = time.time()
+  for u in range(1, num_updates + 1):
+    runner, metrics = update(runner, states)
+    pending.append(metrics)
+    if u % save_every and u != num_updates:
+      continue
+    metrics = [shard.unpad(m) for m in pending]
+    pending = []
+    bad = [i for i in range(len(units))
+           if not all(bool(m['finite'][i]) for m in metrics)]
+    if bad:
+      who = ', '.join(f'{names[units[i][1]]} seed {units[i][0]}'
+                      for i in bad)
+      raise FloatingPointError(
+          f'Non-finite loss or parameters by update {u} for {who}; stopped. '
+          'Checkpoints already written stay valid (last: '
+          f'{last_saved if last_saved is not None else "none"}, under '
+          f'{run_dir}). Lower --config.learning_rate or '
+          '--config.max_grad_norm and start a new --config.run_name.')
+    sums = {k: np.sum([m[k] for m in metrics], axis=0)
+            for k in ppo.STAT_KEYS}
+    means = {k: np.mean([m[k] for m in metrics], axis=0)
+             for k in metrics[0] if k not in ppo.STAT_KEYS and k != 'finite'}
+    stats = _interval_stats(sums)
+    params = shard.unpad(runner.params)
+    env_steps = u * steps_per_update
+    scalars = {}
+    for i, (seed, l) in enumerate(units):
+      name = names[l]
+      unit_stats = {k: float(v[i]) for k, v in stats.items()}
+      unit_stats.update(update=u, env_steps=env_steps)
+      store.write_checkpoint(run_dir, seed, u, name,
+                             jax.tree.map(lambda x, i=i: x[i], params),
+                             unit_stats)
+      final[(seed, l)] = unit_stats[store.SOLVED]
+      tag = f'{name}/seed_{seed}'
+      scalars[f'{tag}/solved'] = unit_stats[store.SOLVED]
+      scalars[f'{tag}/return'] = unit_stats[store.RETURNS]
+      scalars[f'{tag}/length'] = unit_stats[store.LENGTHS]
+      scalars[f'{tag}/episodes'] = unit_stats['episodes']
+      for k, v in means.items():
+        scalars[f'{tag}/{k}'] = float(v[i])
+    for l in sorted({l for _, l in units}):
+      idx = [i for i, (_, ll) in enumerate(units) if ll == l]
+      scalars[f'{names[l]}/mean/solved'] = float(
+          np.mean(stats[store.SOLVED][idx]))
+    last_saved = u
+    elapsed = time.time() - t_interval
+    t_interval = time.time()
+    interval_steps = len(metrics) * steps_per_update * len(units)
+    sps = interval_steps / max(elapsed, 1e-9)
+    scalars['env_steps_per_second'] = sps
+    writer.write(env_steps, scalars)
+    done_steps += interval_steps
+    per_level = ', '.join(
+        f'{names[l]} {scalars[f"{names[l]}/mean/solved"]:.2f}'
+        for l in sorted({l for _, l in units}))
+    log(progress.line(
+        done_steps, f'update {u}/{num_updates}, {sps:,.0f} env steps/s | '
+        f'solved {per_level}'))
+  return done_steps, final
+
+
+def define_flags() -> None:
+  """--config; defined only when run as a binary, so that `train` and
+  `generate` can be imported together (e.g. by the quickstart)."""
+  config_flags.DEFINE_config_file(
+      'config', config_util.default_config('expert.py'),
+      'Expert training configuration (an ml_collections config file).',
+      lock_config=True)
+
+
+def main(argv):
+  del argv
+  train(flags.FLAGS.config)
+
+
+if __name__ == '__main__':
+  define_flags()
+  cli.run(main)
