@@ -1,0 +1,83 @@
+"""The quickstart: experts -> data -> flow and DD behaviour cloning -> the
+real-time chunking comparison, on one CPU, with built-in defaults.
+
+  bazel run //rtc:quickstart [-- --output_dir=quickstart_output]
+
+Every stage's options are the ones of its own binary (configs/expert.py,
+data.py, flow.py, dd.py, flow_eval.py, dd_eval.py); this file only picks
+sizes that fit the 20-minute budget on a 2-core machine. `--config.<stage>.
+<option>` overrides any of them, e.g. --config.eval.num_evals=1024.
+"""
+
+from ml_collections import config_dict
+
+from configs import data
+from configs import dd
+from configs import dd_eval
+from configs import expert
+from configs import flow
+from configs import flow_eval
+
+LEVEL = 's/h0_weak_thrust'
+
+
+def _small_model(model):
+  model.channel_dim = 64
+  model.channel_hidden_dim = 128
+  model.token_hidden_dim = 32
+  model.num_layers = 2
+  return model
+
+
+def _bc(c):
+  _small_model(c.model)
+  c.batch_size = 128
+  c.num_epochs = 4
+  c.warmup_steps = 100
+  c.learning_rate = 1e-3
+  c.log_every = 200
+  return c
+
+
+def get_config(preset: str = ''):
+  c = config_dict.ConfigDict()
+  c.output_dir = 'quickstart_output'
+  c.expert = expert.get_config('quickstart')
+  c.expert.levels = LEVEL
+  c.data = data.get_config('quickstart')
+  c.flow = _bc(flow.get_config())
+  c.dd = _bc(dd.get_config())
+  c.dd.model.num_bins = 64
+  c.dd.model.bin_embedding_dim = 8
+  # The comparison: every method at delays 0..4 with s = max(1, d).
+  c.eval = config_dict.ConfigDict()
+  c.eval.methods = 'naive,realtime,bid,hard_masking'
+  c.eval.delays = '0,1,2,3,4'
+  c.eval.execute_horizons = 'min'
+  c.eval.num_evals = 256
+  c.eval.num_flow_steps = 5
+  c.eval.seed = 0
+  c.flow_eval = flow_eval.get_config()
+  c.dd_eval = dd_eval.get_config()
+  if preset == 'test':  # The shrunken configuration of quickstart_test.
+    c.expert.num_seeds = 1
+    c.expert.num_envs = 8
+    c.expert.num_steps = 16
+    c.expert.num_updates = 2
+    c.expert.save_every = 1
+    c.data.num_envs = 8
+    c.data.num_steps = 512
+    for bc in (c.flow, c.dd):
+      bc.num_epochs = 1
+      bc.batch_size = 32
+      bc.log_every = 4
+      bc.model.channel_dim = 16
+      bc.model.channel_hidden_dim = 16
+      bc.model.token_hidden_dim = 8
+      bc.model.num_layers = 1
+    c.dd.model.num_bins = 16
+    c.eval.methods = 'naive,realtime'
+    c.eval.delays = '0,2'
+    c.eval.num_evals = 4
+    c.eval.num_flow_steps = 2
+  return c

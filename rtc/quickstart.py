@@ -1,0 +1,259 @@
+r"""The whole method on one CPU, from nothing: the README's first command.
+
+  bazel run //rtc:quickstart [-- --output_dir=quickstart_output]
+
+Stages (configs/quickstart.py sets their sizes):
+
+1. `expert`: PPO experts on one small level (rtc.expert.train);
+2. `data`: an expert dataset (rtc.expert.generate_data);
+3. `flow_train`, 4. `dd_train`: flow and discrete-diffusion behaviour
+   cloning (rtc.common.train);
+5. `flow_eval`, 6. `dd_eval`: naive, realtime, bid and hard_masking at
+   delays 0-4 with execution horizon max(1, d) (rtc.common.sweep);
+7. `report`: `results.csv` (both policies, with a `policy` column),
+   `solve_rate_vs_delay.png` (flow and DD panels, shared axis) and
+   `report.md` (solve rates by method and delay, settings, wall times).
+
+Everything lands under `--output_dir`: the run directories (each with its
+TensorBoard logs), `eval_flow/`, `eval_dd/`, `tb/` (data and evaluation
+scalars), and `stages/<stage>.json` for every finished stage. A re-run
+skips finished stages; an interrupted training or evaluation stage resumes
+where it stopped, an interrupted expert stage starts again.
+"""
+
+import datetime
+import json
+import os
+import platform
+import shutil
+import time
+from typing import Callable
+
+from absl import flags
+from ml_collections import config_flags
+import numpy as np
+
+from rtc.common import checkpoints
+from rtc.common import cli
+from rtc.common import config_util
+from rtc.common import evaluate
+from rtc.common import paths
+from rtc.common import results
+from rtc.common import summary
+from rtc.common import sweep
+from rtc.common import train
+from rtc.dd import model as dd_model
+from rtc.expert import generate_data
+from rtc.expert import train as expert_train
+from rtc.flow import model as flow_model
+
+RUN_NAME = 'quickstart'
+STAGES = ('expert', 'data', 'flow_train', 'dd_train', 'flow_eval', 'dd_eval',
+          'report')
+# Rough wall time of each stage on a 2-core CPU (s), for the time-left line.
+EXPECTED_SECONDS = {'expert': 200, 'data': 60, 'flow_train': 150,
+                    'dd_train': 180, 'flow_eval': 240, 'dd_eval': 240,
+                    'report': 10}
+
+
+class Quickstart:
+  """Runs the stages in order, skipping finished ones."""
+
+  def __init__(self, config, log: Callable[[str], None] = print):
+    self.config = config
+    self.log = log
+    self.out = paths.resolve(config.output_dir)
+    self.expert_dir = os.path.join(self.out, 'logs-expert', RUN_NAME)
+    self.flow_dir = os.path.join(self.out, 'logs-flow', RUN_NAME)
+    self.dd_dir = os.path.join(self.out, 'logs-dd', RUN_NAME)
+    self.start = time.time()
+
+  # -- bookkeeping --------------------------------------------------------------
+
+  def _marker(self, stage):
+    return os.path.join(self.out, 'stages', f'{stage}.json')
+
+  def finished(self, stage):
+    path = self._marker(stage)
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return json.load(f)
+
+  def _mark(self, stage, seconds, outputs):
+    info = {'stage': stage, 'seconds': seconds, 'outputs': outputs,
+            'finished': datetime.datetime.now().isoformat(timespec='seconds')}
+    checkpoints.atomic_write_bytes(self._marker(stage),
+                                   json.dumps(info, indent=2).encode())
+
+  def _header(self, i, stage):
+    left = sum(EXPECTED_SECONDS[s] for s in STAGES[i:]
+               if not self.finished(s))
+    self.log(f'[quickstart] stage {i + 1}/{len(STAGES)} {stage}: elapsed '
+             f'{cli.format_duration(time.time() - self.start)}, about '
+             f'{cli.format_duration(left)} left (estimate)')
+
+  def run(self):
+    os.makedirs(self.out, exist_ok=True)
+    for i, stage in enumerate(STAGES):
+      done = self.finished(stage)
+      if done is not None:
+        self.log(f'[quickstart] stage {i + 1}/{len(STAGES)} {stage}: '
+                 f'finished earlier ({done["seconds"]:.0f}s), skipping')
+        continue
+      self._header(i, stage)
+      t0 = time.time()
+      outputs = getattr(self, f'_{stage}')()
+      self._mark(stage, time.time() - t0, outputs)
+      self.log(f'[quickstart] {stage} done in '
+               f'{cli.format_duration(time.time() - t0)}')
+    self.log(f'[quickstart] all stages done; report: '
+             f'{os.path.join(self.out, "report.md")}')
+    return self.out
+
+  # -- stages -------------------------------------------------------------------
+
+  def _expert(self):
+    if os.path.exists(self.expert_dir):  # An interrupted earlier attempt.
+      shutil.rmtree(self.expert_dir)
+    c = self.config.expert
+    with c.unlocked():
+      c.logdir = os.path.join(self.out, 'logs-expert')
+      c.run_name = RUN_NAME
+    return {'run_dir': expert_train.train(c, log=self.log)}
+
+  def _data(self):
+    c = self.config.data
+    with c.unlocked():
+      c.run_path = self.expert_dir
+    files = generate_data.generate(c, log=self.log)
+    with summary.SummaryWriter(os.path.join(self.out, 'tb', 'data')) as w:
+      for path in files:
+        with np.load(path) as d:
+          done = d['done']
+          name = os.path.basename(path)[:-4]
+          w.write(0, {f'{name}/steps': done.size,
+                      f'{name}/episodes': done.sum(),
+                      f'{name}/solve_rate': d['solved'][done].mean()
+                      if done.any() else 0.0,
+                      f'{name}/mean_length': d['length'][done].mean()
+                      if done.any() else 0.0})
+    return {'files': files}
+
+  def _bc(self, kind, make_policy):
+    c = self.config[kind]
+    with c.unlocked():
+      c.run_path = self.expert_dir
+      c.logdir = os.path.join(self.out, f'logs-{kind}')
+      c.run_name = RUN_NAME
+    return {'run_dir': train.train_and_evaluate(c, make_policy, kind,
+                                                log=self.log)}
+
+  def _flow_train(self):
+    return self._bc('flow', flow_model.make_policy)
+
+  def _dd_train(self):
+    return self._bc('dd', dd_model.make_policy)
+
+  def _eval(self, kind, run_dir, make_policy):
+    c = self.config[f'{kind}_eval']
+    with c.unlocked():
+      for k, v in self.config.eval.items():
+        c[k] = v
+    path = evaluate.evaluate(c, run_dir, os.path.join(self.out,
+                                                      f'eval_{kind}'),
+                             make_policy, kind, log=self.log)
+    rows = results.read_results(path)
+    with summary.SummaryWriter(os.path.join(self.out, 'tb',
+                                            f'{kind}_eval')) as w:
+      for method, by_delay in results.summarise(rows).items():
+        for delay, (solved, _) in by_delay.items():
+          w.write(delay, {f'{kind}/{method}/solve_rate': solved})
+    return {'results': path}
+
+  def _flow_eval(self):
+    return self._eval('flow', self.flow_dir, flow_model.make_policy)
+
+  def _dd_eval(self):
+    return self._eval('dd', self.dd_dir, dd_model.make_policy)
+
+  def _report(self):
+    panels, combined = [], []
+    for kind, label in (('flow', 'flow'), ('dd', 'discrete diffusion')):
+      rows = results.read_results(os.path.join(self.out, f'eval_{kind}',
+                                               'results.csv'))
+      panels.append((label, rows))
+      combined += [dict(r, policy=kind) for r in rows]
+    csv_path = os.path.join(self.out, 'results.csv')
+    write_combined(csv_path, combined)
+    png = results.plot(panels, os.path.join(self.out,
+                                            'solve_rate_vs_delay.png'))
+    report = os.path.join(self.out, 'report.md')
+    checkpoints.atomic_write_bytes(report, self.report_text(panels).encode())
+    return {'results': csv_path, 'plot': png, 'report': report}
+
+  def report_text(self, panels) -> str:
+    c = self.config
+    lines = [
+        '# rtc quickstart report', '',
+        f'Date: {datetime.date.today().isoformat()}; machine: '
+        f'{platform.machine()}, {os.cpu_count()} CPU cores, '
+        f'{platform.python_implementation()} {platform.python_version()}.',
+        '',
+        '## Solve rate by method and inference delay',
+        f'Execution horizon s = max(1, d); {c.eval.num_evals} evaluation '
+        f'episodes per point (standard error <= '
+        f'{0.5 / np.sqrt(c.eval.num_evals):.3f}); level '
+        f'`{c.expert.levels}`.', '']
+    for label, rows in panels:
+      lines += [f'### {label}', '',
+                results.markdown_table(results.summarise(rows)), '']
+    lines += ['![solve rate vs delay](solve_rate_vs_delay.png)', '',
+              '## Stages', '', '| stage | wall time | outputs |',
+              '|---|---|---|']
+    for stage in STAGES[:-1]:
+      info = self.finished(stage) or {}
+      outs = ', '.join(
+          os.path.relpath(v, self.out) if isinstance(v, str) else
+          f'{len(v)} file(s)' for v in info.get('outputs', {}).values())
+      lines.append(f'| {stage} | '
+                   f'{cli.format_duration(info.get("seconds", 0))} | '
+                   f'{outs} |')
+    lines += ['', '## Settings', '', '```',
+              c.to_json_best_effort(indent=2, sort_keys=True), '```', '']
+    return '\n'.join(lines)
+
+
+def write_combined(path, rows):
+  import csv  # pylint: disable=g-import-not-at-top
+  import io  # pylint: disable=g-import-not-at-top
+  buf = io.StringIO()
+  w = csv.DictWriter(buf, fieldnames=list(sweep.COLUMNS) + ['policy'])
+  w.writeheader()
+  for r in rows:
+    w.writerow({k: r[k] for k in list(sweep.COLUMNS) + ['policy']})
+  checkpoints.atomic_write_bytes(path, buf.getvalue().encode())
+
+
+_CONFIG = None
+
+
+def main(argv):
+  del argv
+  Quickstart(_CONFIG.value).run()
+
+
+if __name__ == '__main__':
+  _CONFIG = config_flags.DEFINE_config_file(
+      'config', config_util.default_config('quickstart.py'),
+      'Quickstart configuration (an ml_collections config file).',
+      lock_config=False)
+  flags.DEFINE_string('output_dir', None, 'Where everything goes (default '
+                      'from the config: quickstart_output).')
+
+  def _main(argv):
+    if flags.FLAGS.output_dir:
+      _CONFIG.value.output_dir = flags.FLAGS.output_dir
+    return main(argv)
+
+  cli.run(_main)
