@@ -23,7 +23,8 @@ Per level (all levels at once, vmapped and sharded over devices):
   noise; `done` [T,E] bool, the step ended an episode; `solved` [T,E] bool;
   `return_` [T,E] float32 and `length` [T,E] int32, the episode's task
   return and length so far (the finished episode's where `done`).
-  Steps are generated in chunks of `chunk_steps` into temporary .npy files
+  Steps are generated in equal chunks of at most `chunk_steps` (one
+  compiled call) into temporary .npy files
   beside the output, so memory stays bounded for the paper's 1M steps x 679
   dims per level; the .npz is then written to a temporary file and renamed.
 * A progress line with environment steps per second and the time left, and
@@ -261,7 +262,10 @@ def generate(config, log: Callable[[str], None] = print) -> list[str]:
         '--config.levels / --config.worlds_dir against the run.')
 
   t_len = math.ceil(int(config.num_steps) / num_envs)
-  chunk = max(1, min(int(config.chunk_steps), t_len))
+  # Equal chunks of at most chunk_steps covering t_len; the last call's few
+  # extra steps (fewer than the number of calls) are dropped.
+  num_chunks = math.ceil(t_len / max(1, int(config.chunk_steps)))
+  chunk = math.ceil(t_len / num_chunks)
   gen = _Generator(agent, env, chunk, bool(config.deterministic))
   shard = sharding.LevelSharding(len(levels))
   init_fn = shard.map(gen.init, in_axes=(0, 0, 0))
