@@ -4,7 +4,14 @@
       --config.run_path=logs-expert/<run>
 
 Presets (the text after ':'): `paper` (default; 1M steps per level), `cpu`
-and `quickstart` (fewer steps, for this 2-core CPU).
+(200k per level) and `quickstart` (100k per level). Measured on the 2-core
+CPU: `quickstart` on the quickstart experts (m/h0_unicycle, 2 experts of 64
+units) 1.7 minutes wall including ~45 s of compilation, ~3.8k env steps/s,
+2300 episodes, mean length 42.3, solve rate 0.997; `cpu` on the cpu experts
+(2 levels x 4 experts of 256 units) 3.4 minutes, ~2.8k env steps/s,
+m/h0_unicycle 5422 episodes (length 36.4, solve rate 0.995) and
+m/h4_thrust_the_needle 8154 episodes (length 24.4, solve rate 0.923, its
+mixture including checkpoints from 0.77 up).
 """
 
 from ml_collections import config_dict
