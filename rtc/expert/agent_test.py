@@ -1,4 +1,4 @@
-"""Tests for rtc.expert.agent: squashed-normal densities and reference weights."""
+"""Tests for rtc.expert.agent: squashed-normal densities, reference weights."""
 
 import math
 import os

@@ -3,7 +3,6 @@
 import json
 import os
 import pickle
-import tempfile
 
 from absl.testing import absltest
 import numpy as np

@@ -25,7 +25,13 @@ Outputs, every `save_every` updates and after the last one
 * `config.json` with the levels, sizes and every option.
 
 A non-finite loss or parameter stops the run with an error naming the level
-and seed; the checkpoints already written are complete and stay valid.
+and seed; the checkpoints already written are complete and stay valid. Runs
+are not resumed: an existing run directory with checkpoints is refused, so
+start again under a new --config.run_name.
+
+`train` and rtc.expert.generate_data's `generate` take the ConfigDicts of
+configs/expert.py and configs/data.py; the --config flag is defined only
+when a module runs as a binary, so both can be imported together.
 
 Reward shaping: see rtc.expert.ppo (`--config.shaping`).
 """

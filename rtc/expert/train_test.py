@@ -165,7 +165,7 @@ class ExpertPipelineTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'shaping'):
       train.train(tiny_train_config(self.root, shaping='dense'))
 
-  # -- data generation ----------------------------------------------------------
+  # -- data generation --------------------------------------------------------
 
   def test_npz_has_the_spec_layout(self):
     self.assertEqual(self.data_paths,
