@@ -18,7 +18,6 @@ from configs import expert
 from configs import flow
 from configs import flow_eval
 
-LEVEL = 's/h0_weak_thrust'
 
 
 def _small_model(model):
@@ -43,7 +42,6 @@ def get_config(preset: str = ''):
   c = config_dict.ConfigDict()
   c.output_dir = 'quickstart_output'
   c.expert = expert.get_config('quickstart')
-  c.expert.levels = LEVEL
   c.data = data.get_config('quickstart')
   c.flow = _bc(flow.get_config())
   c.dd = _bc(dd.get_config())
