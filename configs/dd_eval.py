@@ -11,7 +11,7 @@ sweep recorded in README.md ("Choosing g").
 from configs import common
 
 # Chosen by measurement: see README.md, "Choosing g".
-DEFAULT_GUIDANCE = 500.0
+DEFAULT_GUIDANCE = 3.0
 
 
 def get_config():

@@ -60,6 +60,7 @@ class QuickstartTest(absltest.TestCase):
       report = f.read()
     for text in ('| method | d=0 | d=2 |', '### flow',
                  '### discrete diffusion', '| expert |', '| dd_eval |',
+                 '| total |',
                  '4 evaluation episodes per point', 'solve_rate_vs_delay.png'):
       self.assertIn(text, report)
     # TensorBoard logs for every stage.

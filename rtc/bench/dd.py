@@ -12,13 +12,17 @@ samples), and the ratios the design aims at: DD realtime / DD action
 from absl import flags
 import jax
 
+from configs import dd_eval
 from rtc.bench import common
 from rtc.bench import timing
 from rtc.common import cli
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '2048'],
                                  'Batch sizes.')
-_GUIDANCE = flags.DEFINE_float('dd_guidance', 500.0, 'DD guidance g.')
+_GUIDANCE = flags.DEFINE_float(
+    'dd_guidance', dd_eval.DEFAULT_GUIDANCE,
+    'DD guidance g (default: configs/dd_eval.py). Latency does not depend '
+    'on it.')
 
 
 def main(argv):

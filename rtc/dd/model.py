@@ -33,8 +33,11 @@ noise), chunk tokens x [B, H, A] of bin indices.
   their token is y forward-corrupted to the current level, and exactly y at
   the end. Positions with 0 < w < 1 are guided: p_theta(x_0) is tilted by
   exp(-g * w * (centre_k - centre(y))^2 / 2), g = `max_guidance_weight`.
-  Bins are 2/K apart, so g must be in the hundreds before the tilt separates
-  neighbouring bins. Positions with w = 0 are sampled as without guidance.
+  The tilt is in action units, so g does not depend on K; it acts at every
+  denoising step and, through the chunk-to-chunk chain, on every later chunk,
+  so small values are already strong (README.md, "Choosing g": 3 on the
+  quickstart level, g >= 10 hurts). Positions with w = 0 are sampled as
+  without guidance.
   `hard_masking` is the `zeros` schedule: pin the first d positions only.
 * `bid_action`: rtc.common.bid with `action` as the sampler.
 * Training-time RTC (`simulated_delay` = D): per example d in {0..D-1},
@@ -284,7 +287,7 @@ class DiscreteDiffusionPolicy:
   def realtime_action(self, params, rng, obs, num_steps: int, prev_chunk,
                       inference_delay, prefix_attention_horizon,
                       prefix_attention_schedule: str = 'exp',
-                      max_guidance_weight: float = 500.0, noise=None):
+                      max_guidance_weight: float = 3.0, noise=None):
     """RTC for discrete diffusion: pin w = 1 positions, tilt 0 < w < 1."""
     w = prefix.prefix_weights(inference_delay, prefix_attention_horizon,
                               self.horizon, prefix_attention_schedule)
