@@ -127,6 +127,19 @@ def reverse_probs(p0: jax.Array, x_t: jax.Array, t, s) -> jax.Array:
   return (a * onehot + b) * ((1.0 - s) * r + (s / num_bins) * total)
 
 
+def sample_bins(rng: jax.Array, probs: jax.Array) -> jax.Array:
+  """One draw per token from probs [..., K] (rows summing to 1), by inverse CDF.
+
+  One uniform per token instead of the K Gumbel variates of
+  jax.random.categorical: random-number generation dominated the cost of
+  sampling large batches (e.g. BID's 16 candidates) on a CPU.
+  """
+  cdf = jnp.cumsum(probs, axis=-1)
+  u = jax.random.uniform(rng, probs.shape[:-1] + (1,)) * cdf[..., -1:]
+  idx = jnp.sum(cdf <= u, axis=-1)
+  return jnp.minimum(idx, probs.shape[-1] - 1).astype(jnp.int32)
+
+
 def tilt_logits(logits: jax.Array, y_bins: jax.Array, weights: jax.Array,
                 g) -> jax.Array:
   """logits [B,H,A,K] + log exp(-g * w_h * (centre_k - centre(y))^2 / 2)."""
@@ -162,7 +175,8 @@ def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
       level = jnp.where(clean, 0.0, t)
     return x, level
 
-  def step(x, k):
+  def step(carry, k):
+    x, _ = carry
     t, s = levels[k], levels[k + 1]
     key = jax.random.fold_in(rng, k)
     pin_key, sample_key = jax.random.split(key)
@@ -171,13 +185,12 @@ def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
     if tilt_weights is not None:
       logits = tilt_logits(logits, y, tilt_weights, g)
     p0 = jax.nn.softmax(logits, axis=-1)
-    probs = reverse_probs(p0, x, t, s)
-    x = jax.random.categorical(sample_key,
-                               jnp.log(jnp.maximum(probs, 1e-30)))
-    return x.astype(jnp.int32), p0
+    x = sample_bins(sample_key, reverse_probs(p0, x, t, s))
+    return (x, p0), None
 
-  x, p0s = jax.lax.scan(step, x_init, jnp.arange(num_steps))
-  p0 = p0s[-1]
+  # Only the last step's p_theta is kept (not one per step).
+  p0_init = jnp.zeros(x_init.shape + (num_bins,), jnp.float32)
+  (x, p0), _ = jax.lax.scan(step, (x_init, p0_init), jnp.arange(num_steps))
   if pinned is not None:
     x = jnp.where(pinned[None, :, None], y, x)
   if clean is not None:

@@ -98,6 +98,20 @@ class BinsAndForwardProcessTest(parameterized.TestCase):
     if s == 0.0:
       np.testing.assert_allclose(got, p0, atol=1e-6)
 
+  def test_sample_bins_frequencies(self):
+    k, n = 8, 40000
+    probs = jax.nn.softmax(jax.random.normal(jax.random.key(0), (3, k)), -1)
+    probs = probs.at[:, 2].set(0.0).at[1, 7].set(0.0)  # Impossible bins.
+    probs = probs / probs.sum(-1, keepdims=True)
+    draws = np.asarray(dd_model.sample_bins(
+        jax.random.key(1), jnp.broadcast_to(probs, (n, 3, k))))
+    for row in range(3):
+      freq = np.bincount(draws[:, row], minlength=k) / n
+      # Std of a frequency <= sqrt(0.25 / n) = 0.0025; tolerance 5 sigma.
+      np.testing.assert_allclose(freq, probs[row], atol=0.0125)
+      self.assertEqual(freq[2], 0.0)
+    self.assertEqual(np.sum(draws[:, 1] == 7), 0)
+
   def test_tilt_weight_zero_is_identity(self):
     logits = jax.random.normal(jax.random.key(0), (2, H, A, 16))
     y = jnp.full((2, H, A), 5, jnp.int32)
