@@ -19,7 +19,6 @@ from configs import flow
 from configs import flow_eval
 
 
-
 def _small_model(model):
   model.channel_dim = 64
   model.channel_hidden_dim = 128
@@ -47,12 +46,15 @@ def get_config(preset: str = ''):
   c.dd = _bc(dd.get_config())
   c.dd.model.num_bins = 64
   c.dd.model.bin_embedding_dim = 8
-  # The comparison: every method at delays 0..4 with s = max(1, d).
+  # The comparison: every method at delays 0..4 with s = max(1, d), 128
+  # episodes per point (standard error <= 0.044): on m/h0_unicycle flow's
+  # realtime and hard_masking beat naive by 0.2-0.35 at d = 3, 4. Episodes
+  # that fail run to the 256-step limit, so evaluation dominates the budget.
   c.eval = config_dict.ConfigDict()
   c.eval.methods = 'naive,realtime,bid,hard_masking'
   c.eval.delays = '0,1,2,3,4'
   c.eval.execute_horizons = 'min'
-  c.eval.num_evals = 256
+  c.eval.num_evals = 128
   c.eval.num_flow_steps = 5
   c.eval.seed = 0
   c.flow_eval = flow_eval.get_config()

@@ -51,9 +51,9 @@ RUN_NAME = 'quickstart'
 STAGES = ('expert', 'data', 'flow_train', 'dd_train', 'flow_eval', 'dd_eval',
           'report')
 # Rough wall time of each stage on a 2-core CPU (s), for the time-left line.
-# Measured with a warm compilation cache; a cold one adds about a minute.
-EXPECTED_SECONDS = {'expert': 100, 'data': 45, 'flow_train': 95,
-                    'dd_train': 110, 'flow_eval': 380, 'dd_eval': 400,
+# Measured on a 2-core CPU with an empty compilation cache (README.md).
+EXPECTED_SECONDS = {'expert': 130, 'data': 60, 'flow_train': 85,
+                    'dd_train': 105, 'flow_eval': 245, 'dd_eval': 395,
                     'report': 5}
 
 
