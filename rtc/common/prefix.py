@@ -49,3 +49,9 @@ def prefix_weights(start, end, total: int, schedule: str) -> jax.Array:
       # Exactly 1 where u = 1 (float rounding would give 0.99999994).
       w = jnp.where(w >= 1.0, 1.0, w * jnp.expm1(w) / (math.e - 1))
   return jnp.where(idx >= end, 0.0, w).astype(jnp.float32)
+
+
+def sample_delays(rng, batch: int, max_delay: int) -> jax.Array:
+  """Training-time RTC's delays: d in {0..max_delay-1}, p(d) ~ e^-d."""
+  logits = -jnp.arange(max_delay, dtype=jnp.float32)
+  return jax.random.categorical(rng, logits, shape=(batch,))

@@ -58,6 +58,16 @@ class PrefixWeightsTest(parameterized.TestCase):
         f(2, 6), [1, 1, .8, .6, .4, .2, 0, 0, 0, 0], atol=1e-6)
     np.testing.assert_allclose(f(0, 0), 0.0)
 
+  def test_sample_delays_distribution(self):
+    n, max_delay = 200000, 5
+    d = np.asarray(prefix.sample_delays(jax.random.key(0), n, max_delay))
+    self.assertEqual((d.min(), d.max()), (0, max_delay - 1))
+    p = np.exp(-np.arange(max_delay))
+    p /= p.sum()
+    # Std of a frequency <= sqrt(0.25 / n) = 0.0011; tolerance ~5 sigma.
+    np.testing.assert_allclose(np.bincount(d, minlength=max_delay) / n, p,
+                               atol=0.006)
+
   def test_unknown_schedule(self):
     with self.assertRaisesRegex(ValueError, 'cosine'):
       prefix.prefix_weights(1, 4, 8, 'cosine')

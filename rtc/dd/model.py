@@ -57,6 +57,7 @@ import jax.numpy as jnp
 
 from rtc.common import backbone
 from rtc.common import bid
+from rtc.common import policy
 from rtc.common import prefix
 
 ROOT = 'dd'
@@ -215,25 +216,15 @@ class BinEmbedding(hk.Module):
     return emb.reshape(x.shape[:2] + (-1,))
 
 
-def sample_delays(rng, batch: int, max_delay: int) -> jax.Array:
-  """d in {0..max_delay-1} with p(d) proportional to e^-d."""
-  logits = -jnp.arange(max_delay, dtype=jnp.float32)
-  return jax.random.categorical(rng, logits, shape=(batch,))
-
-
-class DiscreteDiffusionPolicy:
+class DiscreteDiffusionPolicy(policy.ChunkPolicy):
   """A discrete-diffusion policy with the flow policy's interface."""
 
   kind = 'dd'
+  chunk_dtype = jnp.int32
 
   def __init__(self, model_config: ModelConfig, obs_dim: int,
                action_dim: int):
-    self.config = model_config
-    self.obs_dim = obs_dim
-    self.action_dim = action_dim
-    self.horizon = model_config.action_chunk_size
-    self.num_bins = model_config.num_bins
-    k = self.num_bins
+    self.num_bins = k = model_config.num_bins
 
     def net(obs, x_bins, level):
       tokens = BinEmbedding(action_dim, k, model_config.bin_embedding_dim,
@@ -242,26 +233,13 @@ class DiscreteDiffusionPolicy:
           tokens, obs, level)
       return out.reshape(out.shape[:2] + (action_dim, k))
 
-    self._net = hk.without_apply_rng(hk.transform(net))
-
-  # -- parameters -------------------------------------------------------------
-
-  def init(self, rng: jax.Array):
-    obs = jnp.zeros((1, self.obs_dim), jnp.float32)
-    x = jnp.zeros((1, self.horizon, self.action_dim), jnp.int32)
-    return self._net.init(rng, obs, x, jnp.zeros((1,), jnp.float32))
-
-  def param_shapes(self):
-    return jax.eval_shape(self.init, jax.random.key(0))
+    super().__init__(model_config, obs_dim, action_dim, net)
 
   # -- network ----------------------------------------------------------------
 
   def logits(self, params, obs, x_bins, t):
     """p_theta(x_0 | x_t) logits [B,H,A,K]; t a scalar, [B] or [B,H]."""
-    t = jnp.asarray(t, jnp.float32)
-    if t.ndim == 0:
-      t = jnp.broadcast_to(t, obs.shape[:1])
-    return self._net.apply(params, obs, x_bins.astype(jnp.int32), t)
+    return self._apply(params, obs, x_bins, t)
 
   def to_bins(self, actions):
     return to_bins(actions, self.num_bins)
@@ -354,7 +332,8 @@ class DiscreteDiffusionPolicy:
       token_level = jnp.broadcast_to(level[:, None], (batch, self.horizon))
       covered = jnp.ones((batch, self.horizon), bool)
     else:
-      delay = sample_delays(delay_rng, batch, self.config.simulated_delay)
+      delay = prefix.sample_delays(delay_rng, batch,
+                                  self.config.simulated_delay)
       prefix_mask = jnp.arange(self.horizon)[None, :] < delay[:, None]
       token_level = jnp.where(prefix_mask, 0.0, level[:, None])
       covered = ~prefix_mask

@@ -290,7 +290,7 @@ class TrainingTest(absltest.TestCase):
     key = jax.random.key(5)
     level_rng, noise_rng, delay_rng = jax.random.split(key, 3)
     level = jax.random.uniform(level_rng, (16,))
-    delay = np.asarray(dd_model.sample_delays(delay_rng, 16, 8))
+    delay = np.asarray(prefix.sample_delays(delay_rng, 16, 8))
     mask = np.arange(H)[None, :] < delay[:, None]
     self.assertTrue(mask.any() and (~mask).any())
     token_level = np.where(mask, 0.0, np.asarray(level)[:, None])

@@ -26,12 +26,12 @@ Every method is pure and jit-able with params first; `inference_delay` and
 import functools
 from typing import Optional
 
-import haiku as hk
 import jax
 import jax.numpy as jnp
 
 from rtc.common import backbone
 from rtc.common import bid
+from rtc.common import policy
 from rtc.common import prefix
 
 ModelConfig = backbone.MixerConfig
@@ -45,48 +45,25 @@ def guidance_weight(t, max_guidance_weight):
   return jnp.minimum(c * inv_r2, max_guidance_weight)
 
 
-def sample_delays(rng, batch: int, max_delay: int) -> jax.Array:
-  """d in {0..max_delay-1} with p(d) proportional to e^-d."""
-  logits = -jnp.arange(max_delay, dtype=jnp.float32)
-  return jax.random.categorical(rng, logits, shape=(batch,))
-
-
-class FlowPolicy:
+class FlowPolicy(policy.ChunkPolicy):
   """A flow-matching policy; methods are pure functions of `params`."""
 
   kind = 'flow'
 
   def __init__(self, model_config: ModelConfig, obs_dim: int,
                action_dim: int):
-    self.config = model_config
-    self.obs_dim = obs_dim
-    self.action_dim = action_dim
-    self.horizon = model_config.action_chunk_size
 
     def net(obs, x_t, time):
       return backbone.MixerBackbone(model_config, action_dim, name=ROOT)(
           x_t, obs, time)
 
-    self._net = hk.without_apply_rng(hk.transform(net))
-
-  # -- parameters -------------------------------------------------------------
-
-  def init(self, rng: jax.Array):
-    obs = jnp.zeros((1, self.obs_dim), jnp.float32)
-    x = jnp.zeros((1, self.horizon, self.action_dim), jnp.float32)
-    return self._net.init(rng, obs, x, jnp.zeros((1,), jnp.float32))
-
-  def param_shapes(self):
-    return jax.eval_shape(self.init, jax.random.key(0))
+    super().__init__(model_config, obs_dim, action_dim, net)
 
   # -- network ----------------------------------------------------------------
 
   def velocity(self, params, obs, x_t, time):
     """v_theta [B, H, A]; `time` a scalar, [B] or per-token [B, H]."""
-    time = jnp.asarray(time, jnp.float32)
-    if time.ndim == 0:
-      time = jnp.broadcast_to(time, obs.shape[:1])
-    return self._net.apply(params, obs, x_t, time)
+    return self._apply(params, obs, x_t, time)
 
   def _noise(self, rng, obs, noise):
     shape = (obs.shape[0], self.horizon, self.action_dim)
@@ -184,7 +161,8 @@ class FlowPolicy:
       pred = self.velocity(params, obs, x_t, time)
       loss = jnp.mean(jnp.square(pred - target))
       return loss, {'mse': loss}
-    delay = sample_delays(delay_rng, batch, self.config.simulated_delay)
+    delay = prefix.sample_delays(delay_rng, batch,
+                                  self.config.simulated_delay)
     mask = jnp.arange(self.horizon)[None, :] < delay[:, None]  # [B, H]
     token_time = jnp.where(mask, 1.0, time[:, None])
     x_t = ((1 - token_time[..., None]) * noise +

@@ -247,7 +247,7 @@ class FlowPolicyTest(parameterized.TestCase):
     noise_rng, time_rng, delay_rng = jax.random.split(key, 3)
     time = jax.random.uniform(time_rng, (4,))
     noise = jax.random.normal(noise_rng, self.prev.shape)
-    delay = np.asarray(flow_model.sample_delays(delay_rng, 4, 8))
+    delay = np.asarray(prefix.sample_delays(delay_rng, 4, 8))
     mask = np.arange(H)[None, :] < delay[:, None]
     self.assertTrue(mask.any() and (~mask).any())
     token_time = np.where(mask, 1.0, np.asarray(time)[:, None])
