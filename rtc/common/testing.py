@@ -47,3 +47,19 @@ def shrink_model(model):
   model.token_hidden_dim = 16
   model.num_layers = 2
   return model
+
+
+def tiny_bc_config(c, run_path, logdir, **overrides):
+  """A behaviour-cloning config (configs/flow.py or dd.py) made tiny."""
+  shrink_model(c.model)
+  c.run_path = run_path
+  c.logdir = logdir
+  c.run_name = 'run'
+  c.batch_size = 32
+  c.num_epochs = 2
+  c.warmup_steps = 5
+  c.learning_rate = 3e-3
+  c.log_every = 4
+  for k, v in overrides.items():
+    setattr(c, k, v)
+  return c

@@ -28,21 +28,10 @@ LEVEL_NAME = 'worlds_s_h0_weak_thrust'
 
 def train_config(run_path, logdir, **overrides):
   c = dd_config.get_config()
-  testing.shrink_model(c.model)
   c.model.num_bins = 32
   c.model.bin_embedding_dim = 4
   c.model.simulated_delay = 2
-  c.run_path = run_path
-  c.logdir = logdir
-  c.run_name = 'run'
-  c.batch_size = 32
-  c.num_epochs = 2
-  c.warmup_steps = 5
-  c.learning_rate = 3e-3
-  c.log_every = 4
-  for k, v in overrides.items():
-    setattr(c, k, v)
-  return c
+  return testing.tiny_bc_config(c, run_path, logdir, **overrides)
 
 
 class DDTrainEvalTest(absltest.TestCase):

@@ -28,19 +28,8 @@ LEVEL_NAME = 'worlds_s_h0_weak_thrust'
 
 
 def train_config(run_path, logdir, **overrides):
-  c = flow_config.get_config()
-  testing.shrink_model(c.model)
-  c.run_path = run_path
-  c.logdir = logdir
-  c.run_name = 'run'
-  c.batch_size = 32
-  c.num_epochs = 2
-  c.warmup_steps = 5
-  c.learning_rate = 3e-3
-  c.log_every = 4
-  for k, v in overrides.items():
-    setattr(c, k, v)
-  return c
+  return testing.tiny_bc_config(flow_config.get_config(), run_path, logdir,
+                                **overrides)
 
 
 class FlowTrainEvalTest(absltest.TestCase):
