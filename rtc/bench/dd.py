@@ -6,16 +6,20 @@ Prints, from one run, `action`, `realtime_action` and `bid_action` latency
 at batch 1 and 2048 for DD and for flow (5 steps, d=2, s=3, 16 BID
 samples), and the ratios the design aims at: DD realtime / DD action
 (goal <= 1.2: guidance needs no gradients) and DD realtime / flow realtime
-(goal <= 0.5).
+(goal <= 0.5); then where one denoising step's time goes at batch 2048
+(`--step_batch`): the DD network, DD's reverse step and draw, the flow
+network.
 """
 
 from absl import flags
 import jax
+import jax.numpy as jnp
 
 from configs import dd_eval
 from rtc.bench import common
 from rtc.bench import timing
 from rtc.common import cli
+from rtc.dd import model as dd_model
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '2048'],
                                  'Batch sizes.')
@@ -23,6 +27,30 @@ _GUIDANCE = flags.DEFINE_float(
     'dd_guidance', dd_eval.DEFAULT_GUIDANCE,
     'DD guidance g (default: configs/dd_eval.py). Latency does not depend '
     'on it.')
+_STEP_BATCH = flags.DEFINE_integer(
+    'step_batch', 2048, 'Batch of the per-denoising-step breakdown (0: off).')
+
+
+def step_breakdown(dd, flow, batch):
+  """Seconds per denoising step: DD network, DD reverse step + draw, flow."""
+  obs, _ = common.inputs(batch, dd.horizon)
+  level = jnp.full((batch,), 0.5)
+  bins = jnp.zeros((batch, dd.horizon, dd.action_dim), jnp.int32)
+  x_t = jnp.zeros((batch, flow.horizon, flow.action_dim))
+  logits = jax.jit(dd.logits)
+  post = jax.jit(lambda key, lg, x: dd_model.sample_bins(
+      key, dd_model.reverse_probs(jax.nn.softmax(lg, -1), x, 0.6, 0.4)))
+  velocity = jax.jit(flow.velocity)
+  pd, pf = common.params_for(dd), common.params_for(flow)
+  lg = logits(pd, obs, bins, level)
+  return {
+      'DD network (logits)': timing.time_fn(logits, pd, obs, bins, level,
+                                            repeats=3),
+      'DD reverse step + draw': timing.time_fn(post, jax.random.key(0), lg,
+                                               bins, repeats=3),
+      'flow network (velocity)': timing.time_fn(velocity, pf, obs, x_t,
+                                                level, repeats=3),
+  }
 
 
 def main(argv):
@@ -50,6 +78,11 @@ def main(argv):
   print(timing.table(ratios, ['', 'DD realtime / DD action (goal <= 1.2)',
                               'DD realtime / flow realtime (goal <= 0.5)',
                               'DD action / flow action']))
+  if _STEP_BATCH.value:
+    parts = step_breakdown(dd, flow, _STEP_BATCH.value)
+    print(f'\nOne denoising step at batch {_STEP_BATCH.value}:')
+    print(timing.table([[k, timing.fmt(v)] for k, v in parts.items()],
+                       ['part', 'time']))
 
 
 if __name__ == '__main__':
