@@ -4,7 +4,8 @@ r"""Plots solve rate against inference delay from results.csv files.
       --output=solve_rate_vs_delay.png [--execute_horizon=N] [--per_level]
 
 Several files (comma-separated) become side-by-side panels with a shared axis;
-`--labels` names them. Without --execute_horizon each point uses the best
+`--labels` names them. A file with a `policy` column (the quickstart's
+combined results.csv) gives one panel per policy. Without --execute_horizon each point uses the best
 execution horizon for that method and delay. Reads the earlier
 implementation's results.csv files too (same columns).
 """
@@ -38,8 +39,10 @@ def main(argv):
   if len(labels) != len(files):
     raise ValueError(f'--labels has {len(labels)} names for {len(files)} '
                      'files.')
-  panels = [(label, results.read_results(paths.resolve(f)))
-            for label, f in zip(labels, files)]
+  panels = []
+  for label, f in zip(labels, files):
+    panels += results.split_by_policy(label,
+                                      results.read_results(paths.resolve(f)))
   out = results.plot(panels, paths.resolve(_OUTPUT.value), _HORIZON.value,
                      _PER_LEVEL.value)
   for label, rows in panels:

@@ -39,12 +39,23 @@ def read_results(path: str) -> list[dict]:
             'level': r['level'], 'method': r['method'],
             'delay': int(float(r['delay'])),
             'execute_horizon': int(float(r['execute_horizon'])),
-            **{k: float(r[k]) for k in sweep.METRICS}})
+            **{k: float(r[k]) for k in sweep.METRICS},
+            # The quickstart's combined file says which policy a row is.
+            **({'policy': r['policy']} if r.get('policy') else {})})
       except (TypeError, ValueError):
         raise ValueError(f'{path}: row {i + 2} is malformed ({r}).') from None
   if not rows:
     raise ValueError(f'{path} holds no rows.')
   return rows
+
+
+def split_by_policy(label: str, rows: list[dict]) -> list[tuple]:
+  """[(label, rows)], one panel per `policy` when a file holds several."""
+  policies = sorted({r['policy'] for r in rows if 'policy' in r})
+  if len(policies) <= 1:
+    return [(label, rows)]
+  return [(f'{label} {p}'.strip(), [r for r in rows if r.get('policy') == p])
+          for p in policies]
 
 
 def _methods(rows):

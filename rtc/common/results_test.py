@@ -90,6 +90,28 @@ class ResultsTest(absltest.TestCase):
     self.assertNotEqual(bad.returncode, 0)
     self.assertIn('missing.csv not found', bad.stderr)
 
+  def test_combined_file_splits_by_policy(self):
+    combined = os.path.join(self.dir, 'combined.csv')
+    with open(combined, 'w', newline='') as f:
+      w = csv.DictWriter(f, fieldnames=list(sweep.COLUMNS) + ['policy'])
+      w.writeheader()
+      for policy, scale in (('flow', 1.0), ('dd', 0.5)):
+        for level, d, s, m, solved in ROWS:
+          w.writerow({'level': level, 'delay': d, 'execute_horizon': s,
+                      'method': m, 'returned_episode_solved': solved * scale,
+                      'returned_episode_returns': 0,
+                      'returned_episode_lengths': 100, 'policy': policy})
+    panels = results.split_by_policy('', results.read_results(combined))
+    self.assertEqual([label for label, _ in panels], ['dd', 'flow'])
+    flow = results.summarise(panels[1][1], 1)
+    dd = results.summarise(panels[0][1], 1)
+    self.assertEqual(flow, results.summarise(results.read_results(self.path),
+                                             1))
+    self.assertNotEqual(dd, flow)
+    # A file without the column stays one panel.
+    self.assertLen(results.split_by_policy(
+        'x', results.read_results(self.path)), 1)
+
   def test_bad_files(self):
     with self.assertRaisesRegex(FileNotFoundError, 'nope.csv'):
       results.read_results(os.path.join(self.dir, 'nope.csv'))
