@@ -48,7 +48,7 @@ def get_config(preset: str = ''):
   c.dd.model.bin_embedding_dim = 8
   # The comparison: every method at delays 0..4 with s = max(1, d), 128
   # episodes per point (standard error <= 0.044): on m/h0_unicycle flow's
-  # realtime and hard_masking beat naive by 0.2-0.35 at d = 3, 4. Episodes
+  # realtime and hard_masking beat naive by 0.14-0.32 at d = 3, 4. Episodes
   # that fail run to the 256-step limit, so evaluation dominates the budget.
   c.eval = config_dict.ConfigDict()
   c.eval.methods = 'naive,realtime,bid,hard_masking'
