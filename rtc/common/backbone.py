@@ -1,9 +1,9 @@
 """The shared MLP-Mixer backbone with adaLN-zero conditioning (SPEC §3).
 
 Tokens are the H positions of an action chunk. A policy passes per-token
-features [B, H, F] (noisy actions for flow, bin embeddings for discrete
-diffusion), the observation [B, O] and a time [B] or [B, H]; the backbone
-returns [B, H, out_dim].
+features [B, H, F] (noisy actions for flow; for discrete diffusion bin
+embeddings, as a TableLookup), the observation [B, O] and a time (), [B] or
+[B, H]; the backbone returns [B, H, out_dim].
 
 * Input projection of concat(token features, obs) to C channels. The weight is
   one [F + O, C] matrix; the observation half is applied once per example and
@@ -16,7 +16,10 @@ returns [B, H, out_dim].
 * Conditioning: sin-cos embedding of the time (periods 4e-3 ... 4.0), then
   Linear-swish-Linear-swish. A time of shape [B] gives per-example conditioning
   [B, C]; a time of shape [B, H] gives per-token conditioning [B, H, C], used by
-  training-time RTC. Per-example conditioning is computed once per example.
+  training-time RTC. Per-example conditioning is computed once per example;
+  a scalar time (every sampling step) gives one conditioning vector and one
+  set of modulations for the whole batch, a sixth of the forward pass saved
+  at the paper's sizes.
 * Final LayerNorm with zero-initialised adaLN (scale, shift), output projection.
 
 Parameter names (used by rtc.common.checkpoints to read reference files):
@@ -124,10 +127,50 @@ class MixerBlock(hk.Module):
     return x + gate2 * y
 
 
+@dataclasses.dataclass(frozen=True)
+class TableLookup:
+  """Token features looked up in per-slot tables, for the input projection.
+
+  tables [S, K, E], index [B, H, S] (ints in [0, K)): a token's features are
+  concat_s tables[s, index[..., s]], shape [B, H, S * E] (discrete
+  diffusion's bin embeddings, one table per action dimension). `project(w)`
+  gives features @ w; when there are more lookups than table rows
+  (B * H > K) it projects the tables first and gathers projected rows,
+  S * K * E * C multiply-adds instead of B * H * S * E * C.
+  """
+  tables: jax.Array
+  index: jax.Array
+
+  @property
+  def dtype(self):
+    return self.tables.dtype
+
+  @property
+  def shape(self):
+    slots, _, dim = self.tables.shape
+    return self.index.shape[:2] + (slots * dim,)
+
+  def features(self) -> jax.Array:
+    slots = self.tables.shape[0]
+    emb = self.tables[jnp.arange(slots), self.index]  # [B, H, S, E]
+    return emb.reshape(self.shape)
+
+  def project(self, w: jax.Array) -> jax.Array:
+    slots, rows, dim = self.tables.shape
+    batch, horizon = self.index.shape[:2]
+    if batch * horizon <= rows:
+      return self.features() @ w
+    projected = jnp.einsum('ske,sec->skc', self.tables,
+                           w.reshape(slots, dim, -1)).reshape(slots * rows, -1)
+    flat = self.index + jnp.arange(slots) * rows  # Row of each lookup.
+    return jnp.sum(jnp.take(projected, flat, axis=0), axis=-2)
+
+
 class InputProjection(hk.Module):
   """Linear of concat(tokens [B,H,F], obs [B,O]) -> [B,H,C], one [F+O, C] weight.
 
   The observation half is applied once per example and broadcast over tokens.
+  `tokens` is an array or a TableLookup.
   """
 
   def __init__(self, channels: int, name: Optional[str] = None):
@@ -143,11 +186,15 @@ class InputProjection(hk.Module):
                                              'truncated_normal'))
     b = hk.get_parameter('b', [self._channels], tokens.dtype, init=jnp.zeros)
     obs_part = obs @ w[features:] + b
-    return tokens @ w[:features] + obs_part[:, None, :]
+    if isinstance(tokens, TableLookup):
+      token_part = tokens.project(w[:features])
+    else:
+      token_part = tokens @ w[:features]
+    return token_part + obs_part[:, None, :]
 
 
 class MixerBackbone(hk.Module):
-  """tokens [B,H,F], obs [B,O], time [B] or [B,H] -> [B,H,out_dim]."""
+  """tokens [B,H,F], obs [B,O], time (), [B] or [B,H] -> [B,H,out_dim]."""
 
   def __init__(self, config: MixerConfig, out_dim: int,
                name: Optional[str] = None):
@@ -155,8 +202,10 @@ class MixerBackbone(hk.Module):
     self._config = config
     self._out_dim = out_dim
 
-  def __call__(self, tokens: jax.Array, obs: jax.Array,
-               time: jax.Array) -> jax.Array:
+  def __call__(self, tokens: jax.Array, obs: jax.Array, time: jax.Array,
+               out_extra=None) -> jax.Array:
+    """`out_extra` = (features [B, H, F'], matrix [F', out_dim]), optional,
+    adds features @ matrix to the output inside its matmul."""
     cfg = self._config
     batch, horizon, features = tokens.shape
     if horizon != cfg.action_chunk_size:
@@ -166,10 +215,13 @@ class MixerBackbone(hk.Module):
       raise ValueError(f'obs must be [B={batch}, O], got {obs.shape}.')
     time = jnp.asarray(time, jnp.float32)
     if time.ndim == 0:
-      time = jnp.broadcast_to(time, (batch,))
-    if time.shape not in ((batch,), (batch, horizon)):
-      raise ValueError(f'time must be [B] or [B, H], got {time.shape}.')
-    # Conditioning [B, C] (per example) or [B, H, C] (per token).
+      # One time for the whole batch (sampling): the conditioning and the
+      # adaLN modulations are computed once and broadcast over examples.
+      time = time[None]
+    elif time.shape not in ((batch,), (batch, horizon)):
+      raise ValueError(f'time must be a scalar, [B] or [B, H], got '
+                       f'{time.shape}.')
+    # Conditioning [1|B, C] (per batch or example) or [B, H, C] (per token).
     c = cfg.channel_dim
     cond = jax.nn.swish(_linear(c, 'time_mlp_0')(posemb_sincos(time, c)))
     cond = jax.nn.swish(_linear(c, 'time_mlp_1')(cond))
@@ -181,4 +233,46 @@ class MixerBackbone(hk.Module):
                      name=f'block_{i}')(x, cond)
     scale, shift = _modulation(cond, 2, 'final_adaln')
     x = layer_norm(x) * (1 + scale) + shift
-    return _linear(self._out_dim, 'out_proj')(x)
+    return OutputProjection(self._out_dim, name='out_proj')(x, out_extra)
+
+
+class OutputProjection(hk.Module):
+  """x @ w + b, hk.Linear's parameters and initialisation.
+
+  An output wider than the input (discrete diffusion's A * K logits) folds b
+  into the matmul as a row of w against a column of ones: on XLA:CPU the
+  separate bias add over [B, H, A * K] costs about a quarter of the matmul
+  (`bazel run //rtc/bench:dd` prints both). Extra terms (`project`) ride
+  along the same way.
+  """
+
+  def __init__(self, size: int, name: Optional[str] = None):
+    super().__init__(name=name)
+    self._size = size
+
+  def __call__(self, x: jax.Array, extra=None) -> jax.Array:
+    w = hk.get_parameter(
+        'w', [x.shape[-1], self._size], x.dtype,
+        init=hk.initializers.VarianceScaling(1.0, 'fan_in',
+                                             'truncated_normal'))
+    b = hk.get_parameter('b', [self._size], x.dtype, init=jnp.zeros)
+    return project(x, w, b, extra)
+
+
+def project(x: jax.Array, w: jax.Array, b: jax.Array,
+            extra=None) -> jax.Array:
+  """x @ w + b (+ features @ matrix for extra = (features, matrix)).
+
+  With extra terms, or an output wider than the input, one matmul of
+  [x, 1, features] against [w; b; matrix] instead of separate passes over
+  the output (on XLA:CPU also the faster choice at batch 1: fewer ops).
+  """
+  if extra is None and w.shape[1] <= w.shape[0]:
+    return x @ w + b
+  inputs = [x, jnp.ones(x.shape[:-1] + (1,), x.dtype)]
+  rows = [w, b[None]]
+  if extra is not None:
+    features, matrix = extra
+    inputs.append(features.astype(x.dtype))
+    rows.append(matrix.astype(w.dtype))
+  return jnp.concatenate(inputs, axis=-1) @ jnp.concatenate(rows, axis=0)

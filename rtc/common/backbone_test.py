@@ -76,6 +76,24 @@ class BackboneTest(parameterized.TestCase):
                       time[:, None] * jnp.linspace(0, 1, 8)[None])
     self.assertGreater(float(jnp.abs(other - per_example).max()), 1e-4)
 
+  @parameterized.parameters(0, 1)
+  def test_scalar_time_equals_per_example(self, seed):
+    # A scalar time computes the conditioning once for the batch; the output
+    # must match giving every example that time.
+    config = backbone.MixerConfig(channel_dim=32, channel_hidden_dim=64,
+                                  token_hidden_dim=16, num_layers=2)
+    net = _net(config, 5)
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    tokens = jax.random.normal(k1, (4, 8, 3))
+    obs = jax.random.normal(k2, (4, 11))
+    params = _perturb(net.init(jax.random.key(0), tokens, obs, 0.3), seed)
+    scalar = net.apply(params, tokens, obs, 0.3)
+    self.assertEqual(scalar.shape, (4, 8, 5))
+    per_example = net.apply(params, tokens, obs, jnp.full((4,), 0.3))
+    np.testing.assert_allclose(scalar, per_example, rtol=1e-5, atol=1e-5)
+    other = net.apply(params, tokens, obs, 0.7)
+    self.assertGreater(float(jnp.abs(other - scalar).max()), 1e-4)
+
   def test_split_input_projection_equals_concatenation(self):
     def fn(tokens, obs):
       return backbone.InputProjection(16, name='in_proj')(tokens, obs)
@@ -88,6 +106,20 @@ class BackboneTest(parameterized.TestCase):
         [tokens, jnp.broadcast_to(obs[:, None], (2, 8, 7))], -1)
     expected = full @ params['in_proj']['w'] + params['in_proj']['b']
     np.testing.assert_allclose(f.apply(params, tokens, obs), expected,
+                               rtol=1e-5, atol=1e-5)
+
+  @parameterized.parameters(1, 2, 40)  # 8 and 16 lookups <= 16 rows < 320.
+  def test_table_lookup_projection(self, batch):
+    tables = jax.random.normal(jax.random.key(0), (3, 16, 4))
+    index = jax.random.randint(jax.random.key(1), (batch, 8, 3), 0, 16)
+    lookup = backbone.TableLookup(tables, index)
+    self.assertEqual(lookup.shape, (batch, 8, 12))
+    expected = np.concatenate(
+        [np.asarray(tables)[s][np.asarray(index)[..., s]] for s in range(3)],
+        axis=-1)
+    np.testing.assert_array_equal(lookup.features(), expected)
+    w = jax.random.normal(jax.random.key(2), (12, 5))
+    np.testing.assert_allclose(lookup.project(w), expected @ np.asarray(w),
                                rtol=1e-5, atol=1e-5)
 
   def test_posemb_sincos(self):

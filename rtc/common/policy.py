@@ -2,9 +2,9 @@
 
 Each policy is a Haiku transform net(obs [B,O], chunk [B,H,A], level) over
 the shared backbone, where `level` is the flow time or the corruption level,
-per example [B] or per token [B,H]. This base class holds the transform and
-what does not depend on the policy kind: sizes, `init`, `param_shapes` and
-the application with a scalar level broadcast over the batch.
+one for the batch (a scalar: sampling), per example [B] or per token [B,H].
+This base class holds the transform and what does not depend on the policy
+kind: sizes, `init`, `param_shapes` and the application.
 """
 
 from typing import Callable
@@ -36,9 +36,10 @@ class ChunkPolicy:
   def param_shapes(self):
     return jax.eval_shape(self.init, jax.random.key(0))
 
-  def _apply(self, params, obs, x, level):
-    """The network; `level` a scalar, [B] or per-token [B, H]."""
-    level = jnp.asarray(level, jnp.float32)
-    if level.ndim == 0:
-      level = jnp.broadcast_to(level, obs.shape[:1])
-    return self._net.apply(params, obs, x.astype(self.chunk_dtype), level)
+  def _apply(self, params, obs, x, level, **kwargs):
+    """The network; `level` a scalar, [B] or per-token [B, H]; `kwargs` go
+    to the policy's net."""
+    level = jnp.asarray(level, jnp.float32)  # A scalar stays one: the
+    # backbone then computes the conditioning once for the batch.
+    return self._net.apply(params, obs, x.astype(self.chunk_dtype), level,
+                           **kwargs)
