@@ -24,6 +24,10 @@ noise), chunk tokens x [B, H, A] of bin indices.
   R = sum_i r_i, it is, in O(K) per token,
       p(x_s = k | x_t = j) = (a [j = k] + b) * ((1 - s) r_k + (s / K) R),
   which sums to 1 (a mixture of posteriors). At s = 0 it is p_theta itself.
+  Sampling never forms it: it is the mixture alpha p_theta + beta [k = j] +
+  gamma / K with alpha = (t - s) / t and beta, gamma from p_theta(j) alone
+  (`reverse_mixture`), and p_theta is drawn from by a two-level inverse CDF
+  over blocks of bins (`reverse_sample`).
 * `action`: x_1 uniform (or `noise=`, starting bins [B, H, A] int32), then
   `num_steps` equal steps 1 -> 0; the last yields x_0. Output: bin centres, or
   with `model.expected_value_output` the expectation of the centres under the
@@ -32,7 +36,8 @@ noise), chunk tokens x [B, H, A] of bin indices.
   the previous chunk's bins y. Positions with w = 1 are pinned: at every step
   their token is y forward-corrupted to the current level, and exactly y at
   the end. Positions with 0 < w < 1 are guided: p_theta(x_0) is tilted by
-  exp(-g * w * (centre_k - centre(y))^2 / 2), g = `max_guidance_weight`.
+  exp(-g * w * (centre_k - centre(y))^2 / 2), g = `max_guidance_weight`,
+  computed as extra inputs of the output layer's matmul (`tilt_terms`).
   The tilt is in action units, so g does not depend on K; it acts at every
   denoising step and, through the chunk-to-chunk chain, on every later chunk,
   so small values are already strong (README.md, "Choosing g": 3 on the
@@ -49,6 +54,7 @@ noise), chunk tokens x [B, H, A] of bin indices.
 
 import dataclasses
 import functools
+import math
 from typing import Callable, Optional
 
 import haiku as hk
@@ -128,17 +134,108 @@ def reverse_probs(p0: jax.Array, x_t: jax.Array, t, s) -> jax.Array:
   return (a * onehot + b) * ((1.0 - s) * r + (s / num_bins) * total)
 
 
-def sample_bins(rng: jax.Array, probs: jax.Array) -> jax.Array:
-  """One draw per token from probs [..., K] (rows summing to 1), by inverse CDF.
+def reverse_mixture(p0_at_xt: jax.Array, t, s, num_bins: int):
+  """(alpha, beta, gamma) with p(x_s = k | x_t = j) = alpha p_theta(k)
+  + beta [k = j] + gamma / K, all >= 0 and summing to 1.
 
-  One uniform per token instead of the K Gumbel variates of
-  jax.random.categorical: random-number generation dominated the cost of
-  sampling large batches (e.g. BID's 16 candidates) on a CPU.
+  Only p_theta(x_0 = j) at the current token j enters (`p0_at_xt`, [...]).
+  With R = (1 - p_j) K / t + p_j / (1 - t + t / K):
+  alpha = (t - s) / t, gamma = (t - s) s R / ((1 - s) K),
+  beta = p_j (1 - t) s / (t (1 - t + t / K)) + (1 - t) s R / ((1 - s) K).
+  The same distribution as `reverse_probs`, drawn from without forming it.
   """
-  cdf = jnp.cumsum(probs, axis=-1)
-  u = jax.random.uniform(rng, probs.shape[:-1] + (1,)) * cdf[..., -1:]
-  idx = jnp.sum(cdf <= u, axis=-1)
-  return jnp.minimum(idx, probs.shape[-1] - 1).astype(jnp.int32)
+  k = num_bins
+  p = p0_at_xt
+  t = jnp.asarray(t, jnp.float32)
+  s = jnp.asarray(s, jnp.float32)
+  stay = 1.0 - t + t / k  # q(x_t = j | x_0 = j)
+  total = (1.0 - p) * k / t + p / stay  # R
+  alpha = jnp.broadcast_to((t - s) / t, p.shape)
+  gamma = (t - s) * s * total / ((1.0 - s) * k)
+  beta = p * (1.0 - t) * s / (t * stay) + (1.0 - t) * s * total / (
+      (1.0 - s) * k)
+  return alpha, beta, gamma
+
+
+def block_size(num_bins: int) -> int:
+  """The largest divisor of K not above sqrt(K) (16 for 256 bins)."""
+  size = math.isqrt(num_bins)
+  while num_bins % size:
+    size -= 1
+  return size
+
+
+def _max_last(x: jax.Array) -> jax.Array:
+  """Max over the last axis by pairwise halving.
+
+  On XLA:CPU a reduce-max over 256 bins is several times slower than this
+  (`bazel run //rtc/bench:dd` prints both).
+  """
+  while x.shape[-1] > 1:
+    half = x.shape[-1] // 2
+    top = jnp.maximum(x[..., :half], x[..., half:2 * half])
+    x = jnp.concatenate([top, x[..., 2 * half:]], -1) if x.shape[-1] % 2 else top
+  return x[..., 0]
+
+
+def _below(x: jax.Array) -> jax.Array:
+  """The largest float32 below x (x > 0): keeps a draw's target under a total."""
+  return jnp.nextafter(x, jnp.zeros_like(x))
+
+
+def _take(x: jax.Array, idx: jax.Array) -> jax.Array:
+  return jnp.take_along_axis(x, idx[..., None], axis=-1)[..., 0]
+
+
+def sample_logits(rng: jax.Array, logits: jax.Array) -> jax.Array:
+  """Draws from softmax(logits [..., K]); see `reverse_sample`."""
+  return _draw(rng, logits, None, None, None)
+
+
+def reverse_sample(rng: jax.Array, logits: jax.Array, x_t: jax.Array, t,
+                   s) -> jax.Array:
+  """One reverse step from level t to s < t: x_s ~ p(x_s | x_t) for
+  p_theta = softmax(logits [..., K]), t and s scalars.
+
+  Drawn as the mixture of `reverse_mixture` (p_theta, stay, uniform), with
+  p_theta by a two-level inverse CDF: one pass over the K logits for their
+  maximum and one for the exp-sums of blocks of `block_size(K)` bins, then a
+  search over block sums and inside the one chosen block. One uniform per
+  token and mixture part; bins of zero probability are never drawn.
+  """
+  return _draw(rng, logits, x_t, t, s)
+
+
+def _draw(rng, logits, x_t, t, s):
+  num_bins = logits.shape[-1]
+  size = block_size(num_bins)
+  lead = logits.shape[:-1]
+  blocks = logits.reshape(lead + (num_bins // size, size))
+  top = _max_last(logits)
+  sums = jnp.sum(jnp.exp(blocks - top[..., None, None]), axis=-1)
+  cdf = jnp.cumsum(sums, axis=-1)
+  norm = cdf[..., -1]
+  draw_rng, part_rng, uniform_rng = jax.random.split(rng, 3)
+  # p_theta draw: the block, then the bin inside it.
+  target = jnp.minimum(jax.random.uniform(draw_rng, lead) * norm, _below(norm))
+  block = jnp.sum(cdf <= target[..., None], axis=-1)
+  before = jnp.where(block > 0, _take(cdf, jnp.maximum(block - 1, 0)), 0.0)
+  frac = (target - before) / (_take(cdf, block) - before)
+  inner = jnp.take_along_axis(blocks, block[..., None, None], axis=-2)[..., 0, :]
+  inner_cdf = jnp.cumsum(jnp.exp(inner - top[..., None]), axis=-1)
+  inner_total = inner_cdf[..., -1]
+  inner_target = jnp.minimum(frac * inner_total, _below(inner_total))
+  pos = jnp.minimum(jnp.sum(inner_cdf <= inner_target[..., None], axis=-1),
+                    size - 1)
+  drawn = (block * size + pos).astype(jnp.int32)
+  if x_t is None:
+    return drawn
+  p_at_xt = jnp.exp(_take(logits, x_t) - top) / norm
+  alpha, beta, gamma = reverse_mixture(p_at_xt, t, s, num_bins)
+  part = jax.random.uniform(part_rng, lead) * (alpha + beta + gamma)
+  uniform = jax.random.randint(uniform_rng, lead, 0, num_bins, jnp.int32)
+  return jnp.where(part < alpha, drawn,
+                   jnp.where(part < alpha + beta, x_t, uniform))
 
 
 def tilt_logits(logits: jax.Array, y_bins: jax.Array, weights: jax.Array,
@@ -149,26 +246,47 @@ def tilt_logits(logits: jax.Array, y_bins: jax.Array, weights: jax.Array,
   return logits - 0.5 * g * weights[None, :, None, None] * jnp.square(diff)
 
 
+def tilt_terms(y_bins: jax.Array, weights: jax.Array, g, num_bins: int):
+  """`tilt_logits`' tilt as extra inputs of the output matmul.
+
+  Returns (features [B, H, 2A + 1], matrix [2A + 1, A * K]) whose product is
+  the tilt flattened over (A, K): with s_h = g w_h / 2 and c the bin centres,
+  -s_h (c_k - c_y)^2 = (2 s_h c_y) c_k + (-s_h c_y^2) 1 + (-s_h) c_k^2.
+  Inside the matmul the tilt costs no pass over the B * H * A * K logits.
+  """
+  action_dim = y_bins.shape[-1]
+  centres = bin_centres(num_bins)
+  c_y = from_bins(y_bins, num_bins)  # [B, H, A]
+  scale = jnp.broadcast_to(0.5 * g * weights[None, :, None], c_y.shape)
+  features = jnp.concatenate(
+      [2.0 * scale * c_y, -scale * jnp.square(c_y), -scale[..., :1]], axis=-1)
+  eye = jnp.eye(action_dim, dtype=jnp.float32)[:, :, None]
+  matrix = jnp.concatenate([
+      (eye * centres).reshape(action_dim, -1),
+      (eye * jnp.ones_like(centres)).reshape(action_dim, -1),
+      jnp.tile(jnp.square(centres), action_dim)[None],
+  ], axis=0)
+  return features, matrix
+
+
 def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
                  num_steps: int, num_bins: int, y: Optional[jax.Array] = None,
                  pinned: Optional[jax.Array] = None,
-                 tilt_weights: Optional[jax.Array] = None, g=0.0,
                  clean: Optional[jax.Array] = None):
   """Runs the reverse process from x_init (level 1) down to x_0.
 
-  logits_fn(x_t [B,H,A], level [B] or [B,H]) -> logits [B,H,A,K]. Optional, with the
-  previous chunk's bins y [B,H,A]: `pinned` [H] bool positions follow y
-  corrupted to the current level and end exactly at y; `tilt_weights` [H]
-  tilt p_theta(x_0) towards y with strength g; `clean` [B,H] bool positions
-  are y with level 0 at every step (training-time RTC).
-  Returns (x_0 bins [B,H,A], last step's p_theta [B,H,A,K]).
+  logits_fn(x_t [B,H,A], level () or [B,H]) -> logits [B,H,A,K] (guidance
+  tilts them: `tilt_logits`). Optional, with the previous chunk's bins y
+  [B,H,A]: `pinned` [H] bool positions follow y corrupted to the current
+  level and end exactly at y; `clean` [B,H] bool positions are y with level 0
+  at every step (training-time RTC).
+  Returns (x_0 bins [B,H,A], the last step's logits [B,H,A,K]).
   """
-  batch = x_init.shape[0]
   levels = 1.0 - jnp.arange(num_steps + 1, dtype=jnp.float32) / num_steps
 
   def constrain(x, t, key):
-    # Per-example levels [B] unless some tokens are clean (then [B, H]).
-    level = jnp.full((batch,), t)
+    # One level for the batch unless some tokens are clean (then [B, H]).
+    level = t
     if pinned is not None:
       x = jnp.where(pinned[None, :, None], corrupt(key, y, t, num_bins), x)
     if clean is not None:
@@ -176,34 +294,31 @@ def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
       level = jnp.where(clean, 0.0, t)
     return x, level
 
-  def step(carry, k):
-    x, _ = carry
+  def step(x, k):
     t, s = levels[k], levels[k + 1]
     key = jax.random.fold_in(rng, k)
     pin_key, sample_key = jax.random.split(key)
     x, level = constrain(x, t, pin_key)
     logits = logits_fn(x, level)
-    if tilt_weights is not None:
-      logits = tilt_logits(logits, y, tilt_weights, g)
-    p0 = jax.nn.softmax(logits, axis=-1)
-    x = sample_bins(sample_key, reverse_probs(p0, x, t, s))
-    return (x, p0), None
+    return reverse_sample(sample_key, logits, x, t, s), logits
 
-  # Only the last step's p_theta is kept (not one per step).
-  p0_init = jnp.zeros(x_init.shape + (num_bins,), jnp.float32)
-  (x, p0), _ = jax.lax.scan(step, (x_init, p0_init), jnp.arange(num_steps))
+  # All steps but the last in a scan; the last also returns its logits.
+  x, _ = jax.lax.scan(lambda x, k: (step(x, k)[0], None), x_init,
+                      jnp.arange(num_steps - 1))
+  x, logits = step(x, num_steps - 1)
   if pinned is not None:
     x = jnp.where(pinned[None, :, None], y, x)
   if clean is not None:
     x = jnp.where(clean[..., None], y, x)
-  return x, p0
+  return x, logits
 
 
 # -- the policy ------------------------------------------------------------------
 
 
 class BinEmbedding(hk.Module):
-  """x [B,H,A] bins -> concatenated per-dimension embeddings [B,H,A*E]."""
+  """x [B,H,A] bins -> concatenated per-dimension embeddings [B,H,A*E], as a
+  backbone.TableLookup (the backbone projects them without gathering)."""
 
   def __init__(self, action_dim, num_bins, dim, name=None):
     super().__init__(name=name)
@@ -212,8 +327,7 @@ class BinEmbedding(hk.Module):
   def __call__(self, x):
     table = hk.get_parameter('embeddings', self._shape, jnp.float32,
                              init=hk.initializers.TruncatedNormal(1.0))
-    emb = table[jnp.arange(self._shape[0]), x]  # [B, H, A, E]
-    return emb.reshape(x.shape[:2] + (-1,))
+    return backbone.TableLookup(table, x)
 
 
 class DiscreteDiffusionPolicy(policy.ChunkPolicy):
@@ -226,20 +340,27 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
                action_dim: int):
     self.num_bins = k = model_config.num_bins
 
-    def net(obs, x_bins, level):
+    def net(obs, x_bins, level, tilt=None):
       tokens = BinEmbedding(action_dim, k, model_config.bin_embedding_dim,
                             name=EMBED)(x_bins)
+      extra = None if tilt is None else tilt_terms(*tilt, num_bins=k)
       out = backbone.MixerBackbone(model_config, action_dim * k, name=ROOT)(
-          tokens, obs, level)
+          tokens, obs, level, out_extra=extra)
       return out.reshape(out.shape[:2] + (action_dim, k))
 
     super().__init__(model_config, obs_dim, action_dim, net)
 
   # -- network ----------------------------------------------------------------
 
-  def logits(self, params, obs, x_bins, t):
-    """p_theta(x_0 | x_t) logits [B,H,A,K]; t a scalar, [B] or [B,H]."""
-    return self._apply(params, obs, x_bins, t)
+  def logits(self, params, obs, x_bins, t, tilt=None):
+    """p_theta(x_0 | x_t) logits [B,H,A,K]; t a scalar, [B] or [B,H].
+
+    `tilt` = (y_bins [B,H,A], weights [H], g) adds `tilt_logits`' guidance
+    tilt, computed inside the output layer's matmul (`tilt_terms`).
+    """
+    if tilt is None:
+      return self._apply(params, obs, x_bins, t)
+    return self._apply(params, obs, x_bins, t, tilt=tilt)
 
   def to_bins(self, actions):
     return to_bins(actions, self.num_bins)
@@ -256,15 +377,20 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
                        f'{noise.shape}.')
     return noise.astype(jnp.int32)
 
-  def _decode(self, x0, p0):
+  def _decode(self, x0, logits):
     if self.config.expected_value_output:
+      p0 = jax.nn.softmax(logits, axis=-1)
       return jnp.sum(p0 * bin_centres(self.num_bins), axis=-1)
     return self.from_bins(x0)
 
-  def _sample(self, params, rng, obs, num_steps, noise, **constraints):
+  def _sample(self, params, rng, obs, num_steps, noise, tilt=None,
+              **constraints):
     init_rng, rng = jax.random.split(rng)
     x_init = self._start(init_rng, obs, noise)
-    logits_fn = lambda x, level: self.logits(params, obs, x, level)
+    if tilt is None:
+      logits_fn = lambda x, level: self.logits(params, obs, x, level)
+    else:
+      logits_fn = lambda x, level: self.logits(params, obs, x, level, tilt)
     return sample_chunk(logits_fn, rng, x_init, num_steps, self.num_bins,
                         **constraints)
 
@@ -272,8 +398,8 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
 
   def action(self, params, rng, obs, num_steps: int, noise=None):
     """A chunk [B, H, A] (bin centres) from the reverse process."""
-    x0, p0 = self._sample(params, rng, obs, num_steps, noise)
-    return self._decode(x0, p0)
+    x0, logits = self._sample(params, rng, obs, num_steps, noise)
+    return self._decode(x0, logits)
 
   def realtime_action(self, params, rng, obs, num_steps: int, prev_chunk,
                       inference_delay, prefix_attention_horizon,
@@ -284,10 +410,10 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
                               self.horizon, prefix_attention_schedule)
     y = self.to_bins(prev_chunk)
     pinned = w >= 1.0  # prefix_weights gives exactly 1 at executed positions.
-    x0, p0 = self._sample(params, rng, obs, num_steps, noise, y=y,
-                          pinned=pinned, tilt_weights=w,
-                          g=max_guidance_weight)
-    out = self._decode(x0, p0)
+    x0, logits = self._sample(params, rng, obs, num_steps, noise,
+                              tilt=(y, w, max_guidance_weight), y=y,
+                              pinned=pinned)
+    out = self._decode(x0, logits)
     # Pinned positions return the previous chunk's bins exactly.
     return jnp.where(pinned[None, :, None], self.from_bins(y), out)
 
@@ -311,10 +437,10 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     clean = jnp.arange(self.horizon)[None, :] < inference_delay
     clean = jnp.broadcast_to(clean, (obs.shape[0], self.horizon))
     y = self.to_bins(prev_chunk)
-    x0, p0 = self._sample(params, rng, obs, num_steps, noise, y=y,
-                          clean=clean)
+    x0, logits = self._sample(params, rng, obs, num_steps, noise, y=y,
+                              clean=clean)
     return jnp.where(clean[..., None], self.from_bins(y),
-                     self._decode(x0, p0))
+                     self._decode(x0, logits))
 
   # -- training ---------------------------------------------------------------
 

@@ -98,19 +98,63 @@ class BinsAndForwardProcessTest(parameterized.TestCase):
     if s == 0.0:
       np.testing.assert_allclose(got, p0, atol=1e-6)
 
-  def test_sample_bins_frequencies(self):
-    k, n = 8, 40000
-    probs = jax.nn.softmax(jax.random.normal(jax.random.key(0), (3, k)), -1)
-    probs = probs.at[:, 2].set(0.0).at[1, 7].set(0.0)  # Impossible bins.
-    probs = probs / probs.sum(-1, keepdims=True)
-    draws = np.asarray(dd_model.sample_bins(
-        jax.random.key(1), jnp.broadcast_to(probs, (n, 3, k))))
+  @parameterized.parameters(16, 12, 7)  # Blocks of 4, 3 and 1 bins.
+  def test_sample_logits_frequencies(self, k):
+    n = 40000
+    logits = jax.random.normal(jax.random.key(0), (3, k))
+    logits = logits.at[:, 2].set(-jnp.inf).at[1, k - 1].set(-jnp.inf)
+    probs = np.asarray(jax.nn.softmax(logits, -1))
+    draws = np.asarray(dd_model.sample_logits(
+        jax.random.key(1), jnp.broadcast_to(logits, (n, 3, k))))
     for row in range(3):
       freq = np.bincount(draws[:, row], minlength=k) / n
       # Std of a frequency <= sqrt(0.25 / n) = 0.0025; tolerance 5 sigma.
       np.testing.assert_allclose(freq, probs[row], atol=0.0125)
-      self.assertEqual(freq[2], 0.0)
-    self.assertEqual(np.sum(draws[:, 1] == 7), 0)
+      self.assertEqual(freq[2], 0.0)  # Impossible bins are never drawn.
+    self.assertEqual(np.sum(draws[:, 1] == k - 1), 0)
+
+  def test_sample_logits_peaked(self):
+    # Almost all mass in one bin, the rest underflowing to zero.
+    logits = jnp.full((1000, 256), -200.0).at[:, 37].set(0.0)
+    draws = dd_model.sample_logits(jax.random.key(2), logits)
+    np.testing.assert_array_equal(draws, 37)
+
+  @parameterized.parameters(1, 2, 7, 16, 255, 256)
+  def test_max_last(self, k):
+    x = jax.random.normal(jax.random.key(k), (5, k))
+    np.testing.assert_array_equal(dd_model._max_last(x), jnp.max(x, -1))
+
+  @parameterized.parameters((1.0, 0.8), (0.7, 0.2), (0.5, 0.0), (0.9, 0.85),
+                            (0.2, 0.1))
+  def test_reverse_mixture_equals_reverse_probs(self, t, s):
+    k = 6
+    rng = np.random.default_rng(1)
+    p0 = jnp.asarray(rng.dirichlet(np.ones(k), size=k), jnp.float32)
+    xt = jnp.arange(k)
+    alpha, beta, gamma = dd_model.reverse_mixture(p0[xt, xt], t, s, k)
+    for part in (alpha, beta, gamma):
+      self.assertTrue(bool(jnp.all(part >= 0)))
+    np.testing.assert_allclose(alpha + beta + gamma, 1.0, atol=1e-5)
+    mixture = (alpha[:, None] * p0 + beta[:, None] * jax.nn.one_hot(xt, k)
+               + gamma[:, None] / k)
+    np.testing.assert_allclose(mixture,
+                               dd_model.reverse_probs(p0, xt, t, s),
+                               atol=1e-5)
+
+  @parameterized.parameters((1.0, 0.8), (0.6, 0.4), (0.4, 0.0))
+  def test_reverse_sample_frequencies(self, t, s):
+    k, n = 8, 40000
+    logits = 2.0 * jax.random.normal(jax.random.key(3), (2, k))
+    xt = jnp.array([3, 6])
+    expected = np.asarray(dd_model.reverse_probs(
+        jax.nn.softmax(logits, -1), xt, t, s))
+    draws = np.asarray(dd_model.reverse_sample(
+        jax.random.key(4), jnp.broadcast_to(logits, (n, 2, k)),
+        jnp.broadcast_to(xt, (n, 2)), t, s))
+    for row in range(2):
+      freq = np.bincount(draws[:, row], minlength=k) / n
+      # Std of a frequency <= 0.0025; tolerance 5 sigma.
+      np.testing.assert_allclose(freq, expected[row], atol=0.0125)
 
   def test_tilt_weight_zero_is_identity(self):
     logits = jax.random.normal(jax.random.key(0), (2, H, A, 16))
@@ -125,6 +169,32 @@ class BinsAndForwardProcessTest(parameterized.TestCase):
 
 
 class SamplerTest(parameterized.TestCase):
+
+  def test_tilt_terms_equal_tilt(self):
+    k = 16
+    y = jax.random.randint(jax.random.key(0), (3, H, A), 0, k)
+    w = prefix.prefix_weights(2, 6, H, 'exp')
+    features, matrix = dd_model.tilt_terms(y, w, 7.0, k)
+    self.assertEqual(features.shape, (3, H, 2 * A + 1))
+    self.assertEqual(matrix.shape, (2 * A + 1, A * k))
+    zeros = jnp.zeros((3, H, A, k))
+    np.testing.assert_allclose((features @ matrix).reshape(3, H, A, k),
+                               dd_model.tilt_logits(zeros, y, w, 7.0),
+                               atol=1e-5)
+
+  def test_network_tilt_equals_tilted_logits(self):
+    policy = dd_model.DiscreteDiffusionPolicy(SMALL, O, A)
+    params = _perturbed_params(policy)
+    obs = jax.random.normal(jax.random.key(0), (4, O))
+    x = jax.random.randint(jax.random.key(1), (4, H, A), 0, policy.num_bins)
+    y = jax.random.randint(jax.random.key(2), (4, H, A), 0, policy.num_bins)
+    w = prefix.prefix_weights(1, 6, H, 'exp')
+    plain = policy.logits(params, obs, x, 0.4)
+    tilted = policy.logits(params, obs, x, 0.4, tilt=(y, w, 30.0))
+    np.testing.assert_allclose(tilted,
+                               dd_model.tilt_logits(plain, y, w, 30.0),
+                               rtol=1e-4, atol=1e-4)
+    self.assertGreater(float(jnp.abs(tilted - plain).max()), 1.0)
 
   def test_oracle_sampler_returns_target(self):
     k = 16
@@ -170,13 +240,14 @@ class SamplerTest(parameterized.TestCase):
     keys = jax.random.split(jax.random.key(1), n)
     x_init = jnp.zeros((1, H, A), jnp.int32)
 
-    def draw(**kw):
+    def draw(logits_fn, **kw):
       def one(key):
-        return dd_model.sample_chunk(fn, key, x_init, 3, k, **kw)[0][0]
+        return dd_model.sample_chunk(logits_fn, key, x_init, 3, k, **kw)[0][0]
       return np.asarray(jax.jit(jax.vmap(one))(keys))
 
-    guided = draw(y=y, pinned=w >= 1.0, tilt_weights=w, g=50.0)
-    plain = draw()
+    tilted = lambda x, level: dd_model.tilt_logits(fn(x, level), y, w, 50.0)
+    guided = draw(tilted, y=y, pinned=w >= 1.0)
+    plain = draw(fn)
     p_true = np.asarray(jax.nn.softmax(logits[0], -1))
     for h in (5, 6, 7):  # Weight 0.
       for a in range(A):
