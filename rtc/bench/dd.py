@@ -7,8 +7,10 @@ at batch 1 and 2048 for DD and for flow (5 steps, d=2, s=3, 16 BID
 samples), and the ratios the design aims at: DD realtime / DD action
 (goal <= 1.2: guidance needs no gradients) and DD realtime / flow realtime
 (goal <= 0.5); then where one denoising step's time goes at batch 2048
-(`--step_batch`): the DD network, DD's reverse step and draw, the flow
-network.
+(`--step_batch`): the DD network (with and without the guidance tilt), DD's
+reverse step and draw, the flow network; and beside them the slower
+alternatives DD's code avoids (a separate bias add on the output layer,
+XLA's reduce-max over the bins).
 """
 
 from absl import flags
@@ -18,7 +20,9 @@ import jax.numpy as jnp
 from configs import dd_eval
 from rtc.bench import common
 from rtc.bench import timing
+from rtc.common import backbone
 from rtc.common import cli
+from rtc.common import prefix
 from rtc.dd import model as dd_model
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '2048'],
@@ -32,25 +36,38 @@ _STEP_BATCH = flags.DEFINE_integer(
 
 
 def step_breakdown(dd, flow, batch):
-  """Seconds per denoising step: DD network, DD reverse step + draw, flow."""
-  obs, _ = common.inputs(batch, dd.horizon)
-  level = jnp.full((batch,), 0.5)
+  """Seconds per denoising step, and the alternatives DD's sampler avoids."""
+  obs, prev = common.inputs(batch, dd.horizon)
   bins = jnp.zeros((batch, dd.horizon, dd.action_dim), jnp.int32)
   x_t = jnp.zeros((batch, flow.horizon, flow.action_dim))
-  logits = jax.jit(dd.logits)
-  post = jax.jit(lambda key, lg, x: dd_model.sample_bins(
-      key, dd_model.reverse_probs(jax.nn.softmax(lg, -1), x, 0.6, 0.4)))
-  velocity = jax.jit(flow.velocity)
+  y = dd.to_bins(prev)
+  w = prefix.prefix_weights(2, dd.horizon - 3, dd.horizon, 'exp')
   pd, pf = common.params_for(dd), common.params_for(flow)
-  lg = logits(pd, obs, bins, level)
-  return {
-      'DD network (logits)': timing.time_fn(logits, pd, obs, bins, level,
-                                            repeats=3),
-      'DD reverse step + draw': timing.time_fn(post, jax.random.key(0), lg,
-                                               bins, repeats=3),
-      'flow network (velocity)': timing.time_fn(velocity, pf, obs, x_t,
-                                                level, repeats=3),
-  }
+  logits = jax.jit(dd.logits)
+  tilted = jax.jit(lambda p, o, x, t: dd.logits(p, o, x, t, (y, w, 3.0)))
+  step = jax.jit(lambda key, lg, x: dd_model.reverse_sample(key, lg, x, 0.6,
+                                                            0.4))
+  lg = logits(pd, obs, bins, 0.5)
+  hidden = jax.random.normal(jax.random.key(0), (batch, dd.horizon,
+                                                 dd.config.channel_dim))
+  out = pd[f'{dd_model.ROOT}/out_proj']
+  parts = [
+      ('DD network (logits)', logits, pd, obs, bins, 0.5),
+      ('DD network, guidance tilt inside the output matmul', tilted, pd, obs,
+       bins, 0.5),
+      ('DD reverse step + draw', step, jax.random.key(0), lg, bins),
+      ('flow network (velocity)', jax.jit(flow.velocity), pf, obs, x_t, 0.5),
+      ('DD output layer, bias folded into the matmul',
+       jax.jit(backbone.project), hidden, out['w'], out['b']),
+      ('DD output layer, bias added after',
+       jax.jit(lambda h, w, b: h @ w + b), hidden, out['w'], out['b']),
+      ('max over the bins, pairwise halving',
+       jax.jit(dd_model._max_last), lg),  # pylint: disable=protected-access
+      ('max over the bins, jnp.max',
+       jax.jit(lambda x: jnp.max(x, axis=-1)), lg),
+  ]
+  return {name: timing.time_fn(fn, *args, repeats=3)
+          for name, fn, *args in parts}
 
 
 def main(argv):
