@@ -29,6 +29,7 @@ adaln_1,adaln_2}`, `<root>/final_adaln`, `<root>/out_proj`.
 """
 
 import dataclasses
+import math
 from typing import Optional
 
 import haiku as hk
@@ -239,7 +240,7 @@ class MixerBackbone(hk.Module):
 class OutputProjection(hk.Module):
   """x @ w + b, hk.Linear's parameters and initialisation.
 
-  An output wider than the input (discrete diffusion's A * K logits) folds b
+  A large output (discrete diffusion's A * K logits for a batch) folds b
   into the matmul as a row of w against a column of ones: on XLA:CPU the
   separate bias add over [B, H, A * K] costs about a quarter of the matmul
   (`bazel run //rtc/bench:dd` prints both). Extra terms (`project`) ride
@@ -263,12 +264,17 @@ def project(x: jax.Array, w: jax.Array, b: jax.Array,
             extra=None) -> jax.Array:
   """x @ w + b (+ features @ matrix for extra = (features, matrix)).
 
-  With extra terms, or an output wider than the input, one matmul of
-  [x, 1, features] against [w; b; matrix] instead of separate passes over
-  the output (on XLA:CPU also the faster choice at batch 1: fewer ops).
+  When the output [N, out] outgrows what folding copies (x [N, C] and w
+  [C, out]), one matmul of [x, 1, features] against [w; b; matrix] instead
+  of separate passes over the output; otherwise (a small batch) the plain
+  form, whose matmul is the faster one there.
   """
-  if extra is None and w.shape[1] <= w.shape[0]:
-    return x @ w + b
+  rows, channels, size = math.prod(x.shape[:-1]), w.shape[0], w.shape[1]
+  if rows * channels + channels * size >= rows * size:
+    out = x @ w + b
+    if extra is not None:
+      out = out + extra[0].astype(x.dtype) @ extra[1].astype(w.dtype)
+    return out
   inputs = [x, jnp.ones(x.shape[:-1] + (1,), x.dtype)]
   rows = [w, b[None]]
   if extra is not None:

@@ -122,6 +122,22 @@ class BackboneTest(parameterized.TestCase):
     np.testing.assert_allclose(lookup.project(w), expected @ np.asarray(w),
                                rtol=1e-5, atol=1e-5)
 
+  @parameterized.parameters((2, False), (2, True), (300, False), (300, True))
+  def test_project_equals_unfused(self, rows, with_extra):
+    # 2 rows: the plain form; 300 rows: bias and extra terms in the matmul.
+    keys = jax.random.split(jax.random.key(rows), 5)
+    x = jax.random.normal(keys[0], (rows, 3, 8))
+    w = jax.random.normal(keys[1], (8, 40))
+    b = jax.random.normal(keys[2], (40,))
+    extra = None
+    expected = np.asarray(x) @ np.asarray(w) + np.asarray(b)
+    if with_extra:
+      extra = (jax.random.normal(keys[3], (rows, 3, 2)),
+               jax.random.normal(keys[4], (2, 40)))
+      expected = expected + np.asarray(extra[0]) @ np.asarray(extra[1])
+    np.testing.assert_allclose(backbone.project(x, w, b, extra), expected,
+                               rtol=1e-5, atol=1e-4)
+
   def test_posemb_sincos(self):
     emb = backbone.posemb_sincos(jnp.array([0.0, 0.25]), 8)
     self.assertEqual(emb.shape, (2, 8))
