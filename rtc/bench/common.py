@@ -53,10 +53,10 @@ def flow_policy():
   return flow_model.FlowPolicy(flow_model.ModelConfig(), OBS_DIM, ACTION_DIM)
 
 
-def dd_policy():
+def dd_policy(num_bins: int = 256):
   from rtc.dd import model as dd_model  # pylint: disable=g-import-not-at-top
-  return dd_model.DiscreteDiffusionPolicy(dd_model.ModelConfig(), OBS_DIM,
-                                          ACTION_DIM)
+  return dd_model.DiscreteDiffusionPolicy(
+      dd_model.ModelConfig(num_bins=num_bins), OBS_DIM, ACTION_DIM)
 
 
 @functools.lru_cache(maxsize=None)

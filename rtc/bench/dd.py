@@ -31,6 +31,8 @@ _GUIDANCE = flags.DEFINE_float(
     'dd_guidance', dd_eval.DEFAULT_GUIDANCE,
     'DD guidance g (default: configs/dd_eval.py). Latency does not depend '
     'on it.')
+_NUM_BINS = flags.DEFINE_integer(
+    'dd_num_bins', 256, 'DD bins K (the paper size: 256).')
 _STEP_BATCH = flags.DEFINE_integer(
     'step_batch', 2048, 'Batch of the per-denoising-step breakdown (0: off).')
 
@@ -74,7 +76,7 @@ def main(argv):
   del argv
   print(f'devices: {jax.devices()}', flush=True)
   batches = [int(b) for b in _BATCH_SIZES.value]
-  dd = common.dd_policy()
+  dd = common.dd_policy(_NUM_BINS.value)
   flow = common.flow_policy()
   if _STEP_BATCH.value:  # First, in a fresh process: the large buffers of
     # the batch-2048 latency runs below slow the later allocations.

@@ -18,8 +18,8 @@ embeddings, as a TableLookup), the observation [B, O] and a time (), [B] or
   [B, C]; a time of shape [B, H] gives per-token conditioning [B, H, C], used by
   training-time RTC. Per-example conditioning is computed once per example;
   a scalar time (every sampling step) gives one conditioning vector and one
-  set of modulations for the whole batch, a sixth of the forward pass saved
-  at the paper's sizes.
+  set of modulations for the whole batch, without the per-example
+  conditioning matmuls.
 * Final LayerNorm with zero-initialised adaLN (scale, shift), output projection.
 
 Parameter names (used by rtc.common.checkpoints to read reference files):
