@@ -8,6 +8,8 @@ exp(-g * w * (centre - y)^2 / 2) on p_theta(x_0)); its default comes from the
 sweep recorded in README.md ("Choosing g").
 """
 
+from ml_collections import config_dict
+
 from configs import common
 
 # Chosen by measurement: see README.md, "Choosing g".
@@ -15,7 +17,11 @@ DEFAULT_GUIDANCE = 3.0
 
 
 def get_config():
-  return common.sweep(
+  c = common.sweep(
       num_evals=128, max_guidance_weight=DEFAULT_GUIDANCE,
       model_config=common.model(num_bins=256, bin_embedding_dim=32,
                                 expected_value_output=False))
+  # Decode the last denoising step as the expected bin centre (True) or a
+  # sample (False); None: as the run was trained (its model options).
+  c.expected_value_output = config_dict.placeholder(bool)
+  return c

@@ -4,8 +4,16 @@
 policies of one epoch of a behaviour-cloning run (rtc's own or the earlier
 implementation's directory layout) and runs the SPEC §5 sweep
 (rtc.common.sweep) into `<output_dir>/results.csv`, resumably.
+
+The model options come from the run's config.json (`--config.model` only
+for directories without one), except the decoding options of
+DECODE_OPTIONS, which `--config.<option>` overrides. The settings that
+change results (run, epoch, episodes, steps, seed, methods' parameters,
+model) are kept in `<output_dir>/eval_settings.json`: resuming into a
+directory evaluated with other settings is an error, not a mix of rows.
 """
 
+import json
 import os
 from typing import Callable
 
@@ -16,6 +24,11 @@ from rtc.common import paths
 from rtc.common import rollout
 from rtc.common import runs
 from rtc.common import sweep
+
+# Model options that only change how a chunk is decoded, so an evaluation
+# may set them for a trained run (None: the run's value).
+DECODE_OPTIONS = ('expected_value_output',)
+SETTINGS_FILE = 'eval_settings.json'
 
 
 def methods_from_config(config, simulated_delay) -> list[rollout.Method]:
@@ -48,11 +61,17 @@ def evaluate(config, run_path: str, output_dir: str, make_policy: Callable,
     level_ids = tuple(run_cfg['levels'])
     worlds_dir = paths.resolve(config.worlds_dir) or run_cfg['worlds_dir']
     model = dict(run_cfg['model'])
+    log(f'[{kind} eval] model options from {run_dir}/config.json '
+        '(--config.model.* applies only to directories without one)')
   else:
     worlds_dir = paths.resolve(config.worlds_dir)
     names = runs.policy_level_names(run_dir, epoch)
     level_ids = runs.level_ids_for_names(names, worlds_dir)
     model = config.model.to_dict()
+  for option in DECODE_OPTIONS:
+    value = config.get(option)
+    if value is not None:
+      model[option] = value
   if config.levels:
     wanted = envs.parse_levels(config.levels)
     unknown = [l for l in wanted if l not in level_ids]
@@ -80,7 +99,39 @@ def evaluate(config, run_path: str, output_dir: str, make_policy: Callable,
       num_evals=int(config.num_evals), num_steps=int(config.num_flow_steps),
       seed=int(config.seed))
   output_dir = paths.resolve(output_dir)
+  check_settings(output_dir, {
+      'run_dir': run_dir, 'epoch': epoch,
+      'weak_epoch': None if weak is None else weak_epoch,
+      'worlds_dir': worlds_dir, 'num_evals': int(config.num_evals),
+      'num_flow_steps': int(config.num_flow_steps), 'seed': int(config.seed),
+      'realtime': config.realtime.to_dict(), 'bid': config.bid.to_dict(),
+      'model': model})
   log(f'[{kind} eval] {run_dir} epoch {epoch}, {len(levels)} level(s), '
       f'{config.num_evals} episodes per point -> {output_dir}')
   return sweep.run_sweep(policy, levels, params, spec, output_dir,
                          weak_params=weak, label=f'{kind} eval', log=log)
+
+
+def check_settings(output_dir: str, settings: dict) -> None:
+  """Records `settings` in output_dir, or raises if it holds others."""
+  path = os.path.join(output_dir, SETTINGS_FILE)
+  settings = json.loads(json.dumps(settings, sort_keys=True))
+  if os.path.exists(path):
+    try:
+      with open(path) as f:
+        old = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+      raise ValueError(f'{path} is unreadable ({e}); delete it to evaluate '
+                       'into this directory again.') from None
+    changed = [k for k in sorted(set(old) | set(settings))
+               if old.get(k) != settings.get(k)]
+    if changed:
+      key = changed[0]
+      raise ValueError(
+          f'{output_dir} holds results evaluated with other settings '
+          f'({key}: {old.get(key)!r} there, {settings.get(key)!r} now); pass '
+          'a new --output_dir, or delete that directory to start over.')
+    return
+  os.makedirs(output_dir, exist_ok=True)
+  checkpoints.atomic_write_bytes(
+      path, json.dumps(settings, indent=2, sort_keys=True).encode())

@@ -94,6 +94,39 @@ class DDTrainEvalTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'holds dd policies'):
       evaluate.evaluate(c, self.run_dir, out,
                         dd_model.make_policy, 'flow', log=lambda _: None)
+    # The same settings resume (nothing left to do); other ones are refused
+    # instead of mixing rows.
+    lines = []
+    evaluate.evaluate(c, self.run_dir, out, dd_model.make_policy, 'dd',
+                      log=lines.append)
+    self.assertTrue(any('already in' in line for line in lines))
+    c.realtime.max_guidance_weight = 10.0
+    with self.assertRaisesRegex(ValueError, r'other settings \(realtime'):
+      evaluate.evaluate(c, self.run_dir, out, dd_model.make_policy, 'dd',
+                        log=lambda _: None)
+
+  def test_decode_option_overrides_the_run(self):
+
+    class Built(Exception):
+      pass
+
+    seen = []
+
+    def make_policy(model, obs_dim, action_dim):
+      del obs_dim, action_dim
+      seen.append(dict(model))
+      raise Built()
+
+    c = dd_eval_config.get_config()
+    for value in (None, True):
+      c.expected_value_output = value
+      with self.assertRaises(Built):
+        evaluate.evaluate(c, self.run_dir, os.path.join(self.root, 'decode'),
+                          make_policy, 'dd', log=lambda _: None)
+    # None keeps the run's value; architecture options are the run's.
+    self.assertEqual([m['expected_value_output'] for m in seen],
+                     [False, True])
+    self.assertEqual(seen[0]['num_bins'], 32)
 
 
 if __name__ == '__main__':
