@@ -106,6 +106,20 @@ class SweepSpec:
   num_steps: int
   seed: int = 0
 
+  def __post_init__(self):
+    check_counts(self.num_evals, self.num_steps)
+
+
+def check_counts(num_evals: int, num_steps: int, prefix: str = '') -> None:
+  """Episodes per point and sampling steps must be >= 1 (`prefix`: where
+  the options live in the config, e.g. 'eval.')."""
+  if num_evals < 1:
+    raise ValueError(f'--config.{prefix}num_evals must be >= 1, got '
+                     f'{num_evals}.')
+  if num_steps < 1:
+    raise ValueError(f'--config.{prefix}num_flow_steps must be >= 1 '
+                     f'(sampling steps), got {num_steps}.')
+
 
 def make_evaluator(policy, levels: envs.Levels, method: rollout.Method,
                    num_evals: int, num_steps: int,

@@ -23,6 +23,15 @@ class SweepTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, 'No'):
       sweep.sweep_points([3], 8, [1])
 
+  def test_spec_validation(self):
+    spec = dict(methods=[], delays=[0], execute_horizons=None, num_evals=4,
+                num_steps=5)
+    self.assertEqual(sweep.SweepSpec(**spec).num_steps, 5)
+    with self.assertRaisesRegex(ValueError, 'num_flow_steps must be >= 1'):
+      sweep.SweepSpec(**{**spec, 'num_steps': 0})
+    with self.assertRaisesRegex(ValueError, 'num_evals must be >= 1'):
+      sweep.SweepSpec(**{**spec, 'num_evals': 0})
+
   def test_results_file_appends_atomically_and_reloads(self):
     path = os.path.join(self.create_tempdir().full_path, 'results.csv')
     f = sweep.ResultsFile(path)

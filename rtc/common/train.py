@@ -43,6 +43,7 @@ from rtc.common import rollout
 from rtc.common import runs
 from rtc.common import sharding
 from rtc.common import summary
+from rtc.common import sweep
 
 TRAIN_STATE = 'train_state.pkl'
 
@@ -170,6 +171,9 @@ def train_and_evaluate(config, make_policy: Callable, kind: str,
   if not os.path.isdir(run_path):
     raise FileNotFoundError(
         f'Run directory {run_path} does not exist: check --config.run_path.')
+  if config.eval.execute_horizons:  # Checked before any training.
+    sweep.check_counts(int(config.eval.num_evals),
+                       int(config.eval.num_flow_steps), 'eval.')
   worlds_dir = paths.resolve(config.worlds_dir)
   level_ids = _resolve_levels(config, run_path)
   levels = envs.load_levels(level_ids, worlds_dir)

@@ -137,6 +137,12 @@ class FlowTrainEvalTest(absltest.TestCase):
       train.train_and_evaluate(
           train_config(self.root, self.logdir), flow_model.make_policy,
           'flow')
+    c = train_config(self.root, self.logdir)
+    c.eval.execute_horizons = '1'
+    c.eval.num_flow_steps = 0
+    with self.assertRaisesRegex(ValueError,
+                                'eval.num_flow_steps must be >= 1'):
+      train.train_and_evaluate(c, flow_model.make_policy, 'flow')
 
   def _eval_config(self, methods='naive,realtime'):
     c = flow_eval_config.get_config()
