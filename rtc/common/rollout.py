@@ -50,6 +50,14 @@ class Method:
       raise ValueError(f'Unknown method {self.name!r}; expected one of '
                        f'{", ".join(METHODS)}.')
     prefix.check_schedule(self.schedule)
+    if not self.max_guidance_weight >= 0:  # Also rejects NaN.
+      raise ValueError('--config.realtime.max_guidance_weight must be >= 0, '
+                       f'got {self.max_guidance_weight}.')
+    if self.n_samples < 1:
+      raise ValueError(f'--config.bid.n_samples must be >= 1, got '
+                       f'{self.n_samples}.')
+    if self.bid_k is not None and self.bid_k < 1:
+      raise ValueError(f'--config.bid.bid_k must be >= 1, got {self.bid_k}.')
 
   @property
   def uses_weak_policy(self) -> bool:

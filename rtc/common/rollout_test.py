@@ -144,6 +144,14 @@ class RolloutTest(parameterized.TestCase):
       rollout.Method('magic')
     with self.assertRaisesRegex(ValueError, 'schedule'):
       rollout.Method('realtime', schedule='cosine')
+    with self.assertRaisesRegex(ValueError, 'max_guidance_weight must be'):
+      rollout.Method('realtime', max_guidance_weight=-1.0)
+    with self.assertRaisesRegex(ValueError, 'max_guidance_weight must be'):
+      rollout.Method('realtime', max_guidance_weight=float('nan'))
+    with self.assertRaisesRegex(ValueError, 'n_samples must be'):
+      rollout.Method('bid', n_samples=0)
+    with self.assertRaisesRegex(ValueError, 'bid_k must be'):
+      rollout.Method('bid', bid_k=0)
     with self.assertRaisesRegex(ValueError, 's <= H - d'):
       rollout.check_delay_horizon(3, 6, 8)
     rollout.check_delay_horizon(4, 4, 8)
