@@ -17,15 +17,14 @@ Stages (configs/quickstart.py sets their sizes):
 Everything lands under `--output_dir`: the run directories (each with its
 TensorBoard logs), `eval_flow/`, `eval_dd/`, `tb/` (data and evaluation
 scalars), and `stages/<stage>.json` for every finished stage. A re-run
-skips finished stages; an interrupted training or evaluation stage resumes
-where it stopped, an interrupted expert stage starts again.
+skips finished stages; an interrupted stage resumes where it stopped (the
+expert stage from its last save).
 """
 
 import datetime
 import json
 import os
 import platform
-import shutil
 import time
 from typing import Callable
 
@@ -115,9 +114,7 @@ class Quickstart:
   # -- stages -------------------------------------------------------------------
 
   def _expert(self):
-    if os.path.exists(self.expert_dir):  # An interrupted earlier attempt.
-      shutil.rmtree(self.expert_dir)
-    c = self.config.expert
+    c = self.config.expert  # An interrupted earlier attempt resumes.
     with c.unlocked():
       c.logdir = os.path.join(self.out, 'logs-expert')
       c.run_name = RUN_NAME

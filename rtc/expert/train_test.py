@@ -147,9 +147,45 @@ class ExpertPipelineTest(absltest.TestCase):
     self.assertIn('left ~', progress[0])
     self.assertIn('update 3/3', progress[-1])
 
-  def test_existing_run_is_refused(self):
-    with self.assertRaisesRegex(ValueError, 'already holds expert'):
-      train.train(tiny_train_config(self.logdir), log=lambda _: None)
+  def test_finished_run_is_not_trained_again(self):
+    before = open(store.policy_path(self.run_dir, 0, 3, LEVEL_NAME),
+                  'rb').read()
+    logs = []
+    train.train(tiny_train_config(self.logdir), log=logs.append)
+    self.assertTrue(any('already trained to update 3' in l for l in logs))
+    after = open(store.policy_path(self.run_dir, 0, 3, LEVEL_NAME),
+                 'rb').read()
+    self.assertEqual(before, after)
+
+  def test_resumed_run_equals_uninterrupted_run(self):
+    # Stopped after update 2 (as if interrupted), then run to update 3 (the
+    # class's run, uninterrupted): the same checkpoints, bit for bit.
+    logdir = os.path.join(self.root, 'resumed')
+    train.train(tiny_train_config(logdir, num_updates=2), log=lambda _: None)
+    logs = []
+    run_dir = train.train(tiny_train_config(logdir), log=logs.append)
+    self.assertTrue(any('resuming from update 2' in l for l in logs))
+    for seed in (0, 1):
+      for update in (2, 3):
+        with open(store.policy_path(run_dir, seed, update, LEVEL_NAME),
+                  'rb') as f, open(store.policy_path(
+                      self.run_dir, seed, update, LEVEL_NAME), 'rb') as g:
+          self.assertEqual(f.read(), g.read(), (seed, update))
+    # Other settings are refused, naming the first difference.
+    with self.assertRaisesRegex(ValueError,
+                                'other settings \\(learning_rate'):
+      train.train(tiny_train_config(logdir, learning_rate=1e-3),
+                  log=lambda _: None)
+
+  def test_corrupt_resume_state_names_the_file(self):
+    logdir = os.path.join(self.root, 'corrupt')
+    run_dir = train.train(tiny_train_config(logdir, num_updates=2),
+                          log=lambda _: None)
+    path = os.path.join(run_dir, train.RESUME_DIR, 'levels_0-0.pkl')
+    with open(path, 'wb') as f:
+      f.write(b'not a pickle')
+    with self.assertRaisesRegex(ValueError, f'{path} is unreadable.*delete'):
+      train.train(tiny_train_config(logdir), log=lambda _: None)
 
   def test_nan_stops_the_run_with_a_clear_error(self):
     logdir = os.path.join(self.root, 'nan')
