@@ -174,12 +174,14 @@ def _max_last(x: jax.Array) -> jax.Array:
   while x.shape[-1] > 1:
     half = x.shape[-1] // 2
     top = jnp.maximum(x[..., :half], x[..., half:2 * half])
-    x = jnp.concatenate([top, x[..., 2 * half:]], -1) if x.shape[-1] % 2 else top
+    if x.shape[-1] % 2:
+      top = jnp.concatenate([top, x[..., 2 * half:]], -1)
+    x = top
   return x[..., 0]
 
 
 def _below(x: jax.Array) -> jax.Array:
-  """The largest float32 below x (x > 0): keeps a draw's target under a total."""
+  """The largest float below x (x > 0): keeps a draw's target below a total."""
   return jnp.nextafter(x, jnp.zeros_like(x))
 
 
@@ -233,7 +235,8 @@ def _draw(rng, logits, x_t, t, s):
   block = jnp.sum(cdf <= target[..., None], axis=-1)
   before = jnp.where(block > 0, _take(cdf, jnp.maximum(block - 1, 0)), 0.0)
   frac = (target - before) / (_take(cdf, block) - before)
-  inner = jnp.take_along_axis(blocks, block[..., None, None], axis=-2)[..., 0, :]
+  inner = jnp.take_along_axis(blocks, block[..., None, None],
+                              axis=-2)[..., 0, :]
   inner_cdf = _cumsum(jnp.exp(inner - top[..., None]))
   inner_total = inner_cdf[..., -1]
   inner_target = jnp.minimum(frac * inner_total, _below(inner_total))

@@ -104,6 +104,13 @@ class DDTrainEvalTest(absltest.TestCase):
     with self.assertRaisesRegex(ValueError, r'other settings \(realtime'):
       evaluate.evaluate(c, self.run_dir, out, dd_model.make_policy, 'dd',
                         log=lambda _: None)
+    settings = os.path.join(out, evaluate.SETTINGS_FILE)
+    with open(settings, 'w') as f:
+      f.write('{not json')
+    with self.assertRaisesRegex(ValueError,
+                                f'{settings} is unreadable.*delete it'):
+      evaluate.evaluate(c, self.run_dir, out, dd_model.make_policy, 'dd',
+                        log=lambda _: None)
 
   def test_decode_option_overrides_the_run(self):
 

@@ -32,9 +32,9 @@ environments, keys) is also written to `resume/levels_<i>-<j>.pkl`, one file
 per group of levels; running the same configuration again under the same
 `run_name` continues every group from its last save, and gives the same
 checkpoints as an uninterrupted run. The state is about 36 KB per
-environment on m/h0_unicycle (4.6 MB for the quickstart's 2 x 64). Only `num_updates` (to extend a finished
-run) and `save_every` may change; other changes are refused with the first
-difference named.
+environment on m/h0_unicycle (4.6 MB for the quickstart's 2 x 64). Only
+`num_updates` (to extend a finished run) and `save_every` may change; other
+changes are refused with the first difference named.
 
 `train` and rtc.expert.generate_data's `generate` take the ConfigDicts of
 configs/expert.py and configs/data.py; the --config flag is defined only
@@ -106,10 +106,17 @@ def _snapshot_path(run_dir: str, units) -> str:
 
 
 def _save_snapshot(path: str, update: int, runner) -> None:
+  """The update number, then the runner's leaves: two pickles in one file,
+  so that `_saved_update` reads only the first."""
   leaves = [np.asarray(x) for x in jax.tree.leaves(runner)]
   os.makedirs(os.path.dirname(path), exist_ok=True)
   checkpoints.atomic_write_bytes(
-      path, pickle.dumps({'update': update, 'leaves': leaves}, protocol=4))
+      path, pickle.dumps(update, protocol=4) + pickle.dumps(leaves,
+                                                           protocol=4))
+
+
+_SNAPSHOT_ERRORS = (OSError, pickle.UnpicklingError, EOFError, TypeError,
+                    ValueError)
 
 
 def _load_snapshot(path: str, like):
@@ -117,10 +124,8 @@ def _load_snapshot(path: str, like):
   fix = f'delete {path} to train that group again from the start'
   try:
     with open(path, 'rb') as f:
-      saved = pickle.load(f)
-    update, leaves = int(saved['update']), saved['leaves']
-  except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError,
-          ValueError) as e:
+      update, leaves = int(pickle.load(f)), list(pickle.load(f))
+  except _SNAPSHOT_ERRORS as e:
     raise ValueError(f'{path} is unreadable ({type(e).__name__}); {fix}.') \
         from None
   want, treedef = jax.tree.flatten(like)
@@ -133,16 +138,15 @@ def _load_snapshot(path: str, like):
 
 
 def _saved_update(run_dir: str, units) -> int:
-  """The update a group's snapshot holds (0: none)."""
+  """The update a group's snapshot holds (0: none; for the progress line)."""
   path = _snapshot_path(run_dir, units)
-  if not os.path.exists(path):
-    return 0
   try:
     with open(path, 'rb') as f:
-      return int(pickle.load(f)['update'])
-  except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError,
-          ValueError):
-    return 0  # _load_snapshot reports it.
+      return int(pickle.load(f))
+  except FileNotFoundError:
+    return 0
+  except _SNAPSHOT_ERRORS:
+    return 0  # _load_snapshot reports it when the group starts.
 
 
 def _sharded(trainer: ppo.PPO, shard: sharding.LevelSharding):

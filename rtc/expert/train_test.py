@@ -186,6 +186,11 @@ class ExpertPipelineTest(absltest.TestCase):
       f.write(b'not a pickle')
     with self.assertRaisesRegex(ValueError, f'{path} is unreadable.*delete'):
       train.train(tiny_train_config(logdir), log=lambda _: None)
+    with open(path, 'wb') as f:  # Readable, but not this run's learners.
+      f.write(pickle.dumps(2) + pickle.dumps([np.zeros(3)]))
+    with self.assertRaisesRegex(ValueError,
+                                f'{path} does not match.*delete'):
+      train.train(tiny_train_config(logdir), log=lambda _: None)
 
   def test_nan_stops_the_run_with_a_clear_error(self):
     logdir = os.path.join(self.root, 'nan')
