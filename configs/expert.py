@@ -48,7 +48,7 @@ def get_config(preset: str = 'paper'):
   c.levels = 'paper'
   c.worlds_dir = ''  # '' = the levels kinetix-env ships.
   c.logdir = 'logs-expert'
-  c.run_name = ''  # '' = the date and time.
+  c.run_name = ''  # '' = the date and time; an existing run's name resumes it.
   c.seed = 0
   c.num_seeds = 8  # Independent experts per level.
   # Levels trained at once (0 = all); groups run one after another. A
