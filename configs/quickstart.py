@@ -40,6 +40,9 @@ def _bc(c):
 def get_config(preset: str = ''):
   c = config_dict.ConfigDict()
   c.output_dir = 'quickstart_output'
+  # Run the flow branch (training, evaluation) and the DD branch side by
+  # side, one thread each; False runs them one after the other.
+  c.parallel = True
   c.expert = expert.get_config('quickstart')
   c.data = data.get_config('quickstart')
   c.flow = _bc(flow.get_config())

@@ -10,6 +10,11 @@ Stages (configs/quickstart.py sets their sizes):
    cloning (rtc.common.train);
 5. `flow_eval`, 6. `dd_eval`: naive, realtime, bid and hard_masking at
    delays 0-4 with execution horizon max(1, d) (rtc.common.sweep);
+
+   the flow branch (3, 5) and the DD branch (4, 6) run side by side, one
+   thread each (`--config.parallel=False` runs them one after the other):
+   a rollout keeps about one core busy, so two branches use both cores of
+   a small machine;
 7. `report`: `results.csv` (both policies, with a `policy` column),
    `solve_rate_vs_delay.png` (flow and DD panels, shared axis) and
    `report.md` (solve rates by method and delay, settings, wall times).
@@ -25,6 +30,7 @@ import datetime
 import json
 import os
 import platform
+import threading
 import time
 from typing import Callable
 
@@ -54,6 +60,22 @@ STAGES = ('expert', 'data', 'flow_train', 'dd_train', 'flow_eval', 'dd_eval',
 EXPECTED_SECONDS = {'expert': 130, 'data': 60, 'flow_train': 85,
                     'dd_train': 105, 'flow_eval': 245, 'dd_eval': 395,
                     'report': 5}
+# Stages run in this order; the branches of a tuple run side by side.
+PLAN = ('expert', 'data', (('flow_train', 'flow_eval'),
+                           ('dd_train', 'dd_eval')), 'report')
+
+
+def wall_seconds(seconds_of, parallel: bool = True) -> float:
+  """The plan's wall time from each stage's seconds (side-by-side branches
+  count as their longest)."""
+  total = 0.0
+  for step in PLAN:
+    if isinstance(step, str):
+      total += seconds_of(step)
+    else:
+      branch = [sum(seconds_of(s) for s in b) for b in step]
+      total += max(branch) if parallel else sum(branch)
+  return total
 
 
 class Quickstart:
@@ -86,28 +108,76 @@ class Quickstart:
     checkpoints.atomic_write_bytes(self._marker(stage),
                                    json.dumps(info, indent=2).encode())
 
-  def _header(self, i, stage):
-    left = sum(EXPECTED_SECONDS[s] for s in STAGES[i:]
-               if not self.finished(s))
-    self.log(f'[quickstart] stage {i + 1}/{len(STAGES)} {stage}: elapsed '
+  def _header(self, stage):
+    with self._lock:
+      left = wall_seconds(
+          lambda s: 0 if s in self._done else EXPECTED_SECONDS[s],
+          self.config.parallel)
+    self.log(f'[quickstart] stage {STAGES.index(stage) + 1}/{len(STAGES)} '
+             f'{stage}: elapsed '
              f'{cli.format_duration(time.time() - self.start)}, about '
              f'{cli.format_duration(left)} left (estimate)')
 
-  def run(self):
-    os.makedirs(self.out, exist_ok=True)
-    for i, stage in enumerate(STAGES):
-      done = self.finished(stage)
-      if done is not None:
-        self.log(f'[quickstart] stage {i + 1}/{len(STAGES)} {stage}: '
-                 f'finished earlier ({done["seconds"]:.0f}s), skipping')
-        continue
-      self._header(i, stage)
+  def _stage(self, stage):
+    done = self.finished(stage)
+    if done is not None:
+      self.log(f'[quickstart] stage {STAGES.index(stage) + 1}/{len(STAGES)} '
+               f'{stage}: finished earlier ({done["seconds"]:.0f}s), '
+               'skipping')
+    else:
+      self._header(stage)
       t0 = time.time()
       outputs = getattr(self, f'_{stage}')()
       self._mark(stage, time.time() - t0, outputs)
       self.log(f'[quickstart] {stage} done in '
                f'{cli.format_duration(time.time() - t0)}')
-    self.log(f'[quickstart] all stages done; report: '
+    with self._lock:
+      self._done.add(stage)
+
+  def _branches(self, branches):
+    """Runs each branch's stages in order, the branches side by side.
+
+    Every branch runs to its end (or its first error); then the first
+    error, if any, is raised. Daemon threads, so Ctrl-C stops the process;
+    a re-run resumes the interrupted stages.
+    """
+    if not self.config.parallel:
+      for branch in branches:
+        for stage in branch:
+          self._stage(stage)
+      return
+    errors = [None] * len(branches)
+
+    def run_branch(i):
+      try:
+        for stage in branches[i]:
+          self._stage(stage)
+      except BaseException as e:  # pylint: disable=broad-except
+        errors[i] = e
+
+    threads = [threading.Thread(target=run_branch, args=(i,), daemon=True,
+                                name='+'.join(b)) for i, b in
+               enumerate(branches)]
+    for t in threads:
+      t.start()
+    for t in threads:
+      while t.is_alive():
+        t.join(0.5)
+    for e in errors:
+      if e is not None:
+        raise e
+
+  def run(self):
+    os.makedirs(self.out, exist_ok=True)
+    self._lock = threading.Lock()
+    self._done = set()
+    for step in PLAN:
+      if isinstance(step, str):
+        self._stage(step)
+      else:
+        self._branches(step)
+    self.log(f'[quickstart] all stages done in '
+             f'{cli.format_duration(time.time() - self.start)}; report: '
              f'{os.path.join(self.out, "report.md")}')
     return self.out
 
@@ -209,17 +279,21 @@ class Quickstart:
     lines += ['![solve rate vs delay](solve_rate_vs_delay.png)', '',
               '## Stages', '', '| stage | wall time | outputs |',
               '|---|---|---|']
-    total = 0.0
     for stage in STAGES[:-1]:
       info = self.finished(stage) or {}
-      total += info.get('seconds', 0)
       outs = ', '.join(
           os.path.relpath(v, self.out) if isinstance(v, str) else
           f'{len(v)} file(s)' for v in info.get('outputs', {}).values())
       lines.append(f'| {stage} | '
                    f'{cli.format_duration(info.get("seconds", 0))} | '
                    f'{outs} |')
-    lines += [f'| total | {cli.format_duration(total)} | |',
+    total = wall_seconds(
+        lambda s: (self.finished(s) or {}).get('seconds', 0)
+        if s != 'report' else 0, c.parallel)
+    together = ('flow and DD side by side' if c.parallel else
+                'one stage after another')
+    lines += [f'| total | {cli.format_duration(total)} | wall time, '
+              f'{together} |',
               '', '## Settings', '', '```',
               c.to_json_best_effort(indent=2, sort_keys=True), '```', '']
     return '\n'.join(lines)

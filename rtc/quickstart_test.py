@@ -9,6 +9,7 @@ resumes without redoing finished rows.
 import csv
 import os
 import tempfile
+import time
 
 from absl.testing import absltest
 
@@ -104,6 +105,79 @@ class QuickstartTest(absltest.TestCase):
       again = list(csv.DictReader(f))
     self.assertEqual(again[:3], rows[:3])
     self.assertLen(again, 4)
+
+
+class _Scripted(quickstart.Quickstart):
+  """A quickstart whose stages only record their start and end."""
+
+  def __init__(self, config, events, fail=None, hold=None):
+    super().__init__(config, log=lambda _: None)
+    self.events, self.fail, self.hold = events, fail, hold
+    for stage in quickstart.STAGES:
+      setattr(self, f'_{stage}', lambda s=stage: self._fake(s))
+
+  def _fake(self, stage):
+    self.events.append(('start', stage))
+    if stage == self.hold:  # Waits (up to 10 s) for the other branch.
+      deadline = time.time() + 10
+      while ('start', 'dd_train') not in self.events and (
+          time.time() < deadline):
+        time.sleep(0.01)
+    if stage == self.fail:
+      raise RuntimeError(f'{stage} broke')
+    self.events.append(('end', stage))
+    return {}
+
+
+class PlanTest(absltest.TestCase):
+  """The stage plan, with stages that do no work."""
+
+  def _config(self, parallel):
+    c = _config(os.path.join(tempfile.mkdtemp(), 'qs'))
+    c.parallel = parallel
+    return c
+
+  def test_branches_run_side_by_side_in_order(self):
+    events = []
+    _Scripted(self._config(True), events, hold='flow_train').run()
+    order = [s for e, s in events if e == 'start']
+    self.assertEqual(order[:2], ['expert', 'data'])
+    self.assertEqual(order[-1], 'report')
+    # dd_train started while flow_train was still running.
+    self.assertLess(events.index(('start', 'dd_train')),
+                    events.index(('end', 'flow_train')))
+    for a, b in (('flow_train', 'flow_eval'), ('dd_train', 'dd_eval'),
+                 ('data', 'flow_train'), ('data', 'dd_train'),
+                 ('flow_eval', 'report'), ('dd_eval', 'report')):
+      self.assertLess(events.index(('end', a)), events.index(('start', b)))
+
+  def test_sequential_when_not_parallel(self):
+    events = []
+    _Scripted(self._config(False), events).run()
+    self.assertEqual([s for e, s in events if e == 'start'],
+                     ['expert', 'data', 'flow_train', 'flow_eval',
+                      'dd_train', 'dd_eval', 'report'])
+
+  def test_a_failing_branch_stops_the_run_after_the_other_ends(self):
+    events = []
+    c = self._config(True)
+    with self.assertRaisesRegex(RuntimeError, 'flow_train broke'):
+      _Scripted(c, events, fail='flow_train').run()
+    self.assertIn(('end', 'dd_eval'), events)  # The other branch finished.
+    self.assertNotIn(('start', 'flow_eval'), events)
+    self.assertNotIn(('start', 'report'), events)
+    # A re-run does only what is left.
+    again = []
+    _Scripted(c, again).run()
+    self.assertEqual([s for e, s in again if e == 'start'],
+                     ['flow_train', 'flow_eval', 'report'])
+
+  def test_wall_seconds(self):
+    secs = {'expert': 1, 'data': 2, 'flow_train': 3, 'flow_eval': 4,
+            'dd_train': 5, 'dd_eval': 6, 'report': 7}
+    self.assertEqual(quickstart.wall_seconds(secs.get), 1 + 2 + 11 + 7)
+    self.assertEqual(quickstart.wall_seconds(secs.get, parallel=False),
+                     28)
 
 
 if __name__ == '__main__':
