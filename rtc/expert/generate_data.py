@@ -43,19 +43,17 @@ import tempfile
 import time
 from typing import Callable
 
-from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ml_collections import config_flags
 
 from rtc.common import checkpoints
 from rtc.common import cli
-from rtc.common import config_util
 from rtc.common import envs
 from rtc.common import paths
 from rtc.common import runs
 from rtc.common import sharding
+from rtc.common import validate
 from rtc.expert import agent as agent_lib
 from rtc.expert import store
 
@@ -317,20 +315,21 @@ def generate(config, log: Callable[[str], None] = print) -> list[str]:
   return out_paths
 
 
-def define_flags() -> None:
-  """--config; defined only when run as a binary, so that `train` and
-  `generate` can be imported together (e.g. by the quickstart)."""
-  config_flags.DEFINE_config_file(
-      'config', config_util.default_config('data.py'),
-      'Data generation configuration (an ml_collections config file).',
-      lock_config=True)
+def _check(config, flag_values):
+  del flag_values
+  if config.run_path and os.path.isdir(paths.resolve(config.run_path)):
+    paths.check_writable_dir(
+        os.path.join(paths.resolve(config.run_path), 'data'),
+        '--config.run_path (its data/ directory)')
 
 
-def main(argv):
-  del argv
-  generate(flags.FLAGS.config)
-
+# The binary (rtc.common.cli.Binary); --config is defined only when this
+# module runs as a binary (see rtc.expert.train).
+BINARY = cli.Binary(
+    config_file='data.py',
+    help='Data generation configuration (an ml_collections config file).',
+    table=validate.DATA, check=_check,
+    work=lambda config, flag_values: generate(config))
 
 if __name__ == '__main__':
-  define_flags()
-  cli.run(main)
+  cli.run(BINARY)
