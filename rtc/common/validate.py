@@ -4,7 +4,7 @@ A binary checks its whole configuration against its table before any work
 (rtc.common.cli.Binary), so a bad value stops it at once with one line that
 names the option and the range:
 
-  error: --config.batch_size must be an integer >= 1, got 0.
+  error: --config.batch_size must be >= 1 (an integer), got 0.
 
 The tables below follow the config files (configs/common.py's `bc_train` and
 `sweep`, configs/expert.py, configs/data.py, configs/quickstart.py); a table
@@ -32,17 +32,17 @@ class Rule:
   optional: bool = False  # None (unset) is allowed.
 
   def describe(self, prefix: str = '') -> str:
+    """E.g. '>= 1 (an integer)', 'in [0, 1] (a finite number), or unset'."""
     what = 'an integer' if self.kind is int else 'a finite number'
     lo, hi = ('' if b is None else
               f'--config.{prefix}{b}' if isinstance(b, str) else str(b)
               for b in (self.lo, self.hi))
     if lo and hi:
-      left = '(' if self.lo_open else '['
-      out = f'{what} in {left}{lo}, {hi}]'
+      out = f'in {"(" if self.lo_open else "["}{lo}, {hi}] ({what})'
     elif lo:
-      out = f'{what} {">" if self.lo_open else ">="} {lo}'
+      out = f'{">" if self.lo_open else ">="} {lo} ({what})'
     elif hi:
-      out = f'{what} <= {hi}'
+      out = f'<= {hi} ({what})'
     else:
       out = what
     return out + (', or unset' if self.optional else '')

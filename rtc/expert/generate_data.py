@@ -213,6 +213,7 @@ class _LevelWriter:
 
 def generate(config, log: Callable[[str], None] = print) -> list[str]:
   """Writes `<run_path>/data/<level_name>.npz` per level; returns the paths."""
+  validate.check_config(config, validate.DATA)
   if not config.run_path:
     raise ValueError(
         '--config.run_path is required: the expert run directory (e.g. '
@@ -224,8 +225,6 @@ def generate(config, log: Callable[[str], None] = print) -> list[str]:
   levels = envs.load_levels(level_ids, worlds_dir)
   names = levels.names
   num_envs = int(config.num_envs)
-  if num_envs < 1 or int(config.num_steps) < 1:
-    raise ValueError('--config.num_envs and --config.num_steps must be >= 1.')
 
   rng = np.random.default_rng(int(config.seed))
   threshold = float(config.solve_threshold)

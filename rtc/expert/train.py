@@ -167,12 +167,10 @@ def _interval_stats(sums: dict) -> dict:
 
 def train(config, log: Callable[[str], None] = print) -> str:
   """Trains experts per `config` (configs/expert.py); returns the run dir."""
+  validate.check_config(config, validate.EXPERT)
   settings = ppo.Settings.from_config(config)
   num_seeds = int(config.num_seeds)
   num_updates = int(config.num_updates)
-  if num_seeds < 1 or num_updates < 1:
-    raise ValueError('--config.num_seeds and --config.num_updates must be '
-                     '>= 1.')
   worlds_dir = paths.resolve(config.worlds_dir)
   level_ids = envs.parse_levels(config.levels)
   levels = envs.load_levels(level_ids, worlds_dir)
