@@ -167,7 +167,10 @@ def _interval_stats(sums: dict) -> dict:
 
 def train(config, log: Callable[[str], None] = print) -> str:
   """Trains experts per `config` (configs/expert.py); returns the run dir."""
-  validate.check_config(config, validate.EXPERT)
+  # The binary checks every option first (validate.EXPERT); a library call
+  # may pass a NaN learning rate (the run then stops at the first update).
+  for name in ('num_seeds', 'num_updates'):
+    validate.check_value(name, config[name], validate.EXPERT[name])
   settings = ppo.Settings.from_config(config)
   num_seeds = int(config.num_seeds)
   num_updates = int(config.num_updates)
