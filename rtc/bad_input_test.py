@@ -269,6 +269,11 @@ class DirectoryTest(absltest.TestCase):
                                     '.*is a file, not a directory'):
           self.harness.run(name, f'{option}={file}/sub')
 
+  def test_load_dir_must_exist(self):
+    with self.assertRaisesRegex(ValueError, r'^--config\.load_dir=nope is not '
+                                r'a directory: pass an epoch directory'):
+      self.harness.run('flow_train', '--config.load_dir=nope')
+
   def test_probe_leaves_nothing_behind(self):
     self.harness.run('dd_eval', f'--output_dir={self.tmp}/a/b')
     self.assertFalse(os.path.exists(os.path.join(self.tmp, 'a')))

@@ -17,6 +17,8 @@ in the user's directory (logs-expert/<run> or the quickstart's), and says
 so; with none or several it stops with a line saying what to do.
 """
 
+import os
+
 from absl import flags
 
 from rtc.common import cli
@@ -37,6 +39,11 @@ def train_binary(kind: str, make_policy, log=print) -> cli.Binary:
       config.run_path = run_path
       log(f'[{kind} train] --config.run_path not given: using {run_path}, '
           'the only expert run with data here.')
+    if config.load_dir and not os.path.isdir(paths.resolve(config.load_dir)):
+      raise ValueError(
+          f'--config.load_dir={config.load_dir} is not a directory: pass an '
+          f'epoch directory of an earlier run, e.g. logs-{kind}/<run>/<epoch>'
+          ', or leave it empty.')
     paths.check_writable_dir(paths.resolve(config.logdir), '--config.logdir')
 
   def work(config, flag_values):
