@@ -96,7 +96,7 @@ class Harness:
     flag_values = flags.FlagValues()
     with mock.patch.object(sys, 'argv', argv):  # ml_collections reads it.
       main = cli.define(binary, argv, flag_values)
-      cli.parse_flags(argv, flag_values)
+      cli.parse_flags(argv, flag_values, binary.table)
       try:
         main(argv)
       except Ran as ran:
@@ -188,8 +188,14 @@ class NumericOptionsTest(parameterized.TestCase):
               self.harness.run(name, arg)
 
   def test_non_number_names_the_option(self):
-    with self.assertRaisesRegex(ValueError, r'--config\.batch_size=abc'):
+    with self.assertRaisesRegex(
+        ValueError, r"^flag --config\.batch_size=abc: invalid literal .*'abc'"
+        r'; --config\.batch_size must be >= 1 \(an integer\)\.$'):
       self.harness.run('dd_train', '--config.batch_size=abc')
+    with self.assertRaisesRegex(
+        ValueError, r'^flag --config\.flow\.num_epochs=nan: .*; '
+        r'--config\.flow\.num_epochs must be >= 1 \(an integer\)\.$'):
+      self.harness.run('quickstart', '--config.flow.num_epochs=nan')
 
   def test_model_options(self):
     with self.assertRaisesRegex(

@@ -19,6 +19,7 @@ of its options' ranges, its checks and its work, run by `run(binary)`.
 import dataclasses
 import logging
 import os
+import re
 import sys
 import time
 from typing import Any, Callable, Optional
@@ -97,10 +98,22 @@ def _first_line(message: str) -> str:
   return lines[0] if lines else ''
 
 
-def parse_flags(argv, flag_values: flags.FlagValues = flags.FLAGS):
-  """`flag_values(argv)`, with every error a one-line ValueError."""
+def parse_flags(argv, flag_values: flags.FlagValues = flags.FLAGS,
+                table: Optional[dict] = None):
+  """`flag_values(argv)`, with every error a one-line ValueError; a value
+  that does not parse gets its option's range from `table`."""
   try:
     return flag_values(argv)
+  except flags.IllegalFlagValueError as e:
+    message = _first_line(e)
+    m = re.match(r'flag --config\.([\w.]+)=', message)
+    rule = table
+    for part in (m.group(1).split('.') if m and table else ()):
+      rule = rule.get(part) if isinstance(rule, dict) else None
+    if isinstance(rule, validate.Rule):
+      prefix = m.group(1)[:m.group(1).rfind('.') + 1]
+      message += f'; --config.{m.group(1)} must be {rule.describe(prefix)}'
+    raise ValueError(message + '.') from None
   except flags.Error as e:
     raise ValueError(_first_line(e)) from None
   except (AttributeError, KeyError) as e:  # ml_collections, unforeseen.
@@ -132,8 +145,10 @@ def run(target) -> None:
   """Runs a `Binary`, or `main(argv)` like `absl.app.run`, after
   `prepare()`; bad input becomes one line `error: ...` and exit status 2."""
   prepare()
+  table = None
   if isinstance(target, Binary):
     sys.argv = config_util.resolve_config_arg(sys.argv)
+    table = target.table
     try:
       main = define(target, sys.argv)
     except ValueError as e:
@@ -143,7 +158,7 @@ def run(target) -> None:
 
   def parser(argv):
     try:
-      return parse_flags(argv)
+      return parse_flags(argv, table=table)
     except ValueError as e:
       _fail(e)
 
