@@ -35,18 +35,17 @@ import time
 from typing import Callable
 
 from absl import flags
-from ml_collections import config_flags
 import numpy as np
 
 from rtc.common import checkpoints
 from rtc.common import cli
-from rtc.common import config_util
 from rtc.common import evaluate
 from rtc.common import paths
 from rtc.common import results
 from rtc.common import summary
 from rtc.common import sweep
 from rtc.common import train
+from rtc.common import validate
 from rtc.dd import model as dd_model
 from rtc.expert import generate_data
 from rtc.expert import train as expert_train
@@ -310,25 +309,28 @@ def write_combined(path, rows):
   checkpoints.atomic_write_bytes(path, buf.getvalue().encode())
 
 
-_CONFIG = None
+def _extra_flags(flag_values):
+  flags.DEFINE_string('output_dir', None, 'Where everything goes (default '
+                      'from the config: quickstart_output).',
+                      flag_values=flag_values)
 
 
-def main(argv):
-  del argv
-  Quickstart(_CONFIG.value).run()
+def _check(config, flag_values):
+  """Every stage's options before the first stage starts."""
+  if flag_values.output_dir:
+    config.output_dir = flag_values.output_dir
+  validate.check_model(config.flow.model, flow_model.make_policy, 'flow.')
+  validate.check_model(config.dd.model, dd_model.make_policy, 'dd.')
+  option = '--output_dir' if flag_values.output_dir else '--config.output_dir'
+  paths.check_writable_dir(paths.resolve(config.output_dir), option)
 
+
+BINARY = cli.Binary(
+    config_file='quickstart.py',
+    help='Quickstart configuration (an ml_collections config file).',
+    table=validate.QUICKSTART, check=_check, extra_flags=_extra_flags,
+    work=lambda config, flag_values: Quickstart(config).run(),
+    lock_config=False)
 
 if __name__ == '__main__':
-  _CONFIG = config_flags.DEFINE_config_file(
-      'config', config_util.default_config('quickstart.py'),
-      'Quickstart configuration (an ml_collections config file).',
-      lock_config=False)
-  flags.DEFINE_string('output_dir', None, 'Where everything goes (default '
-                      'from the config: quickstart_output).')
-
-  def _main(argv):
-    if flags.FLAGS.output_dir:
-      _CONFIG.value.output_dir = flags.FLAGS.output_dir
-    return main(argv)
-
-  cli.run(_main)
+  cli.run(BINARY)

@@ -2,49 +2,79 @@
 
 `rtc/<kind>/train.py` and `rtc/<kind>/eval.py` only name their policy:
 
-  main = binaries.train_main('dd', dd_model.make_policy)
+  BINARY = binaries.train_binary('dd', dd_model.make_policy)
   if __name__ == '__main__':
-    cli.run(main)
+    cli.run(BINARY)
 
 Flags: train takes `--config` (default configs/<kind>.py) with
 `--config.<option>` overrides; eval takes `--run_path`, `--output_dir` and
-`--config` (default configs/<kind>_eval.py).
+`--config` (default configs/<kind>_eval.py). Before any work every numeric
+option is checked (rtc.common.validate), the model options by the policy's
+config class, and the output directory by writing a probe file in it.
+
+Train with an empty `--config.run_path` uses the only expert run with data
+in the user's directory (logs-expert/<run> or the quickstart's), and says
+so; with none or several it stops with a line saying what to do.
 """
 
+import os
+
 from absl import flags
-from ml_collections import config_flags
 
-from rtc.common import config_util
+from rtc.common import cli
 from rtc.common import evaluate
+from rtc.common import paths
+from rtc.common import runs
 from rtc.common import train
+from rtc.common import validate
 
 
-def train_main(kind: str, make_policy):
-  config = config_flags.DEFINE_config_file(
-      'config', config_util.default_config(f'{kind}.py'),
-      'Training configuration (an ml_collections config file).',
-      lock_config=True)
+def train_binary(kind: str, make_policy, log=print) -> cli.Binary:
 
-  def main(argv):
-    del argv
-    train.train_and_evaluate(config.value, make_policy, kind)
+  def check(config, flag_values):
+    del flag_values
+    validate.check_model(config.model, make_policy)
+    if not config.run_path:
+      run_path = runs.default_expert_run(paths.user_dir())
+      config.run_path = run_path
+      log(f'[{kind} train] --config.run_path not given: using {run_path}, '
+          'the only expert run with data here.')
+    if config.load_dir and not os.path.isdir(paths.resolve(config.load_dir)):
+      raise ValueError(
+          f'--config.load_dir={config.load_dir} is not a directory: pass an '
+          f'epoch directory of an earlier run, e.g. logs-{kind}/<run>/<epoch>'
+          ', or leave it empty.')
+    paths.check_writable_dir(paths.resolve(config.logdir), '--config.logdir')
 
-  return main
+  def work(config, flag_values):
+    del flag_values
+    train.train_and_evaluate(config, make_policy, kind, log=log)
+
+  return cli.Binary(
+      config_file=f'{kind}.py',
+      help='Training configuration (an ml_collections config file).',
+      table=validate.BC_TRAIN, work=work, check=check)
 
 
-def eval_main(kind: str, make_policy):
-  config = config_flags.DEFINE_config_file(
-      'config', config_util.default_config(f'{kind}_eval.py'),
-      'Evaluation configuration (an ml_collections config file).',
-      lock_config=True)
-  run_path = flags.DEFINE_string('run_path', '',
-                                 f'Training run directory (logs-{kind}/<run>).')
-  output_dir = flags.DEFINE_string('output_dir', f'eval_{kind}_output',
-                                   'Where results.csv goes.')
+def eval_binary(kind: str, make_policy, log=print) -> cli.Binary:
 
-  def main(argv):
-    del argv
-    evaluate.evaluate(config.value, run_path.value, output_dir.value,
-                      make_policy, kind)
+  def extra_flags(flag_values):
+    flags.DEFINE_string('run_path', '',
+                        f'Training run directory (logs-{kind}/<run>).',
+                        flag_values=flag_values)
+    flags.DEFINE_string('output_dir', f'eval_{kind}_output',
+                        'Where results.csv goes.', flag_values=flag_values)
 
-  return main
+  def check(config, flag_values):
+    validate.check_model(config.model, make_policy)
+    paths.check_writable_dir(paths.resolve(flag_values.output_dir),
+                             '--output_dir')
+
+  def work(config, flag_values):
+    evaluate.evaluate(config, flag_values.run_path, flag_values.output_dir,
+                      make_policy, kind, log=log)
+
+  return cli.Binary(
+      config_file=f'{kind}_eval.py',
+      help='Evaluation configuration (an ml_collections config file).',
+      table=validate.SWEEP, work=work, check=check, extra_flags=extra_flags)

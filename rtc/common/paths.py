@@ -9,6 +9,7 @@ the repository root and writes its outputs there, never under bazel-out.
 """
 
 import os
+import tempfile
 
 
 def user_dir() -> str:
@@ -44,3 +45,32 @@ def resolve_config_file(path: str) -> str:
     return p
   alt = os.path.join(repo_root(), path)
   return alt if os.path.exists(alt) else p
+
+
+def check_writable_dir(path: str, option: str) -> None:
+  """Raises ValueError (one line naming `option`) unless directory `path`
+  exists or can be made, and a file can be written in it. Directories made
+  for the probe are removed again."""
+  made = []
+  parent = os.path.abspath(path)
+  while not os.path.exists(parent):
+    made.append(parent)
+    parent = os.path.dirname(parent)
+  fix = f'pass {option} a directory you can write to'
+  if not os.path.isdir(parent):
+    raise ValueError(f'{option}={path}: {parent} is a file, not a directory; '
+                     f'{fix}.')
+  try:
+    os.makedirs(path, exist_ok=True)
+    fd, probe = tempfile.mkstemp(dir=path, prefix='.rtc-write-probe-')
+    os.close(fd)
+    os.unlink(probe)
+  except OSError as e:
+    raise ValueError(f'{option}={path} cannot be written ({e.strerror or e}); '
+                     f'{fix}.') from None
+  finally:
+    for d in made:  # Deepest first.
+      try:
+        os.rmdir(d)
+      except OSError:
+        pass

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 from rtc.common import envs
 from rtc.common import prefix
+from rtc.common import validate
 
 METHODS = ('naive', 'realtime', 'bid', 'hard_masking', 'training_time')
 
@@ -50,14 +51,13 @@ class Method:
       raise ValueError(f'Unknown method {self.name!r}; expected one of '
                        f'{", ".join(METHODS)}.')
     prefix.check_schedule(self.schedule)
-    if not self.max_guidance_weight >= 0:  # Also rejects NaN.
-      raise ValueError('--config.realtime.max_guidance_weight must be >= 0, '
-                       f'got {self.max_guidance_weight}.')
-    if self.n_samples < 1:
-      raise ValueError(f'--config.bid.n_samples must be >= 1, got '
-                       f'{self.n_samples}.')
-    if self.bid_k is not None and self.bid_k < 1:
-      raise ValueError(f'--config.bid.bid_k must be >= 1, got {self.bid_k}.')
+    # The rules of rtc.common.validate (NaN is rejected too).
+    validate.check_value('max_guidance_weight', self.max_guidance_weight,
+                         validate.SWEEP['realtime']['max_guidance_weight'],
+                         prefix='realtime.')
+    bid = {'n_samples': self.n_samples, 'bid_k': self.bid_k}
+    for name, rule in validate.SWEEP['bid'].items():
+      validate.check_value(name, bid[name], rule, bid, prefix='bid.')
 
   @property
   def uses_weak_policy(self) -> bool:

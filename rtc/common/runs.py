@@ -99,3 +99,53 @@ def save_level_params(run_dir: str, epoch: int, names, params) -> None:
   for i, name in enumerate(names):
     checkpoints.save_params(checkpoints.policy_path(run_dir, epoch, name),
                             jax.tree.map(lambda x, i=i: x[i], params))
+
+
+# Where expert runs are written: configs/expert.py's logdir, and the
+# quickstart's (its default --output_dir), relative to the user's directory.
+EXPERT_LOGDIR = 'logs-expert'
+QUICKSTART_EXPERT_RUN = os.path.join('quickstart_output', 'logs-expert',
+                                     'quickstart')
+MAKE_EXPERT_DATA = (
+    '`bazel run //rtc:quickstart`, or `bazel run //rtc/expert:train -- '
+    '--config=configs/expert.py:cpu --config.run_name=cpu` then `bazel run '
+    '//rtc/expert:generate_data -- --config=configs/data.py:cpu '
+    '--config.run_path=logs-expert/cpu`')
+
+
+def has_data(run_dir: str) -> bool:
+  """Whether run_dir/data holds a finished dataset (<level_name>.npz)."""
+  data_dir = os.path.join(run_dir, 'data')
+  return os.path.isdir(data_dir) and any(
+      f.endswith('.npz') and not f.startswith('.')
+      for f in os.listdir(data_dir))
+
+
+def expert_runs_with_data(base: str) -> list[str]:
+  """The expert runs with data where rtc writes them, relative to base:
+  logs-expert/<run> and the quickstart's."""
+  found = []
+  logdir = os.path.join(base, EXPERT_LOGDIR)
+  if os.path.isdir(logdir):
+    found += [os.path.join(EXPERT_LOGDIR, r) for r in sorted(
+        os.listdir(logdir)) if has_data(os.path.join(logdir, r))]
+  if has_data(os.path.join(base, QUICKSTART_EXPERT_RUN)):
+    found.append(QUICKSTART_EXPERT_RUN)
+  return found
+
+
+def default_expert_run(base: str) -> str:
+  """The only expert run with data under `base` (relative to it), for an
+  empty --config.run_path; ValueError naming what to do otherwise."""
+  found = expert_runs_with_data(base)
+  if len(found) == 1:
+    return found[0]
+  if found:
+    raise ValueError(
+        f'--config.run_path is required: {len(found)} expert runs with data '
+        f'are here ({", ".join(found)}); pick one, e.g. '
+        f'--config.run_path={found[0]}.')
+  raise ValueError(
+      '--config.run_path is required, and no expert run with data is in '
+      f'{EXPERT_LOGDIR}/<run> or {QUICKSTART_EXPERT_RUN} under {base}: make '
+      f'one with {MAKE_EXPERT_DATA}, or pass --config.run_path=<expert run>.')

@@ -28,6 +28,7 @@ from rtc.common import cli
 from rtc.common import envs
 from rtc.common import rollout
 from rtc.common import sharding
+from rtc.common import validate
 
 COLUMNS = ('returned_episode_returns', 'returned_episode_lengths',
            'returned_episode_solved', 'delay', 'method', 'level',
@@ -112,13 +113,12 @@ class SweepSpec:
 
 def check_counts(num_evals: int, num_steps: int, prefix: str = '') -> None:
   """Episodes per point and sampling steps must be >= 1 (`prefix`: where
-  the options live in the config, e.g. 'eval.')."""
-  if num_evals < 1:
-    raise ValueError(f'--config.{prefix}num_evals must be >= 1, got '
-                     f'{num_evals}.')
-  if num_steps < 1:
-    raise ValueError(f'--config.{prefix}num_flow_steps must be >= 1 '
-                     f'(sampling steps), got {num_steps}.')
+  the options live in the config, e.g. 'eval.'); rules of rtc.common.validate.
+  """
+  validate.check_value('num_evals', num_evals, validate.SWEEP['num_evals'],
+                       prefix=prefix)
+  validate.check_value('num_flow_steps', num_steps,
+                       validate.SWEEP['num_flow_steps'], prefix=prefix)
 
 
 def make_evaluator(policy, levels: envs.Levels, method: rollout.Method,

@@ -10,7 +10,7 @@ from rtc.common import binaries
 from rtc.common import cli
 from rtc.dd import model as dd_model
 
-main = binaries.eval_main('dd', dd_model.make_policy)
+BINARY = binaries.eval_binary('dd', dd_model.make_policy)
 
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(BINARY)

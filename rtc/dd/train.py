@@ -3,6 +3,8 @@ r"""Trains discrete-diffusion policies by behaviour cloning, one per level.
   bazel run //rtc/dd:train -- --config=configs/dd.py \
       --config.run_path=logs-expert/<run>
 
+Without --config.run_path it uses the only expert run with data in
+logs-expert/ or quickstart_output/logs-expert/ (and says so).
 See configs/dd.py and configs/common.py for every option.
 """
 
@@ -10,7 +12,7 @@ from rtc.common import binaries
 from rtc.common import cli
 from rtc.dd import model as dd_model
 
-main = binaries.train_main('dd', dd_model.make_policy)
+BINARY = binaries.train_binary('dd', dd_model.make_policy)
 
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(BINARY)

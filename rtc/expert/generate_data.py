@@ -43,19 +43,17 @@ import tempfile
 import time
 from typing import Callable
 
-from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
-from ml_collections import config_flags
 
 from rtc.common import checkpoints
 from rtc.common import cli
-from rtc.common import config_util
 from rtc.common import envs
 from rtc.common import paths
 from rtc.common import runs
 from rtc.common import sharding
+from rtc.common import validate
 from rtc.expert import agent as agent_lib
 from rtc.expert import store
 
@@ -215,6 +213,7 @@ class _LevelWriter:
 
 def generate(config, log: Callable[[str], None] = print) -> list[str]:
   """Writes `<run_path>/data/<level_name>.npz` per level; returns the paths."""
+  validate.check_config(config, validate.DATA)
   if not config.run_path:
     raise ValueError(
         '--config.run_path is required: the expert run directory (e.g. '
@@ -226,8 +225,6 @@ def generate(config, log: Callable[[str], None] = print) -> list[str]:
   levels = envs.load_levels(level_ids, worlds_dir)
   names = levels.names
   num_envs = int(config.num_envs)
-  if num_envs < 1 or int(config.num_steps) < 1:
-    raise ValueError('--config.num_envs and --config.num_steps must be >= 1.')
 
   rng = np.random.default_rng(int(config.seed))
   threshold = float(config.solve_threshold)
@@ -317,20 +314,21 @@ def generate(config, log: Callable[[str], None] = print) -> list[str]:
   return out_paths
 
 
-def define_flags() -> None:
-  """--config; defined only when run as a binary, so that `train` and
-  `generate` can be imported together (e.g. by the quickstart)."""
-  config_flags.DEFINE_config_file(
-      'config', config_util.default_config('data.py'),
-      'Data generation configuration (an ml_collections config file).',
-      lock_config=True)
+def _check(config, flag_values):
+  del flag_values
+  if config.run_path and os.path.isdir(paths.resolve(config.run_path)):
+    paths.check_writable_dir(
+        os.path.join(paths.resolve(config.run_path), 'data'),
+        '--config.run_path (its data/ directory)')
 
 
-def main(argv):
-  del argv
-  generate(flags.FLAGS.config)
-
+# The binary (rtc.common.cli.Binary); --config is defined only when this
+# module runs as a binary (see rtc.expert.train).
+BINARY = cli.Binary(
+    config_file='data.py',
+    help='Data generation configuration (an ml_collections config file).',
+    table=validate.DATA, check=_check,
+    work=lambda config, flag_values: generate(config))
 
 if __name__ == '__main__':
-  define_flags()
-  cli.run(main)
+  cli.run(BINARY)

@@ -62,6 +62,7 @@ import jax.numpy as jnp
 import optax
 
 from rtc.common import envs
+from rtc.common import validate
 from rtc.expert import agent as agent_lib
 
 SHAPINGS = ('distance', 'kinetix', 'none')
@@ -99,10 +100,8 @@ class Settings:
       raise ValueError(f'--config.shaping={self.shaping!r} is not one of '
                        f'{", ".join(SHAPINGS)}.')
     for name in ('num_envs', 'num_steps', 'num_minibatches',
-                 'update_epochs'):
-      if getattr(self, name) < 1:
-        raise ValueError(f'--config.{name} must be >= 1, got '
-                         f'{getattr(self, name)}.')
+                 'update_epochs'):  # The rules of rtc.common.validate.
+      validate.check_value(name, getattr(self, name), validate.EXPERT[name])
     if self.batch_size % self.num_minibatches:
       raise ValueError(
           f'num_envs * num_steps = {self.batch_size} is not divisible by '

@@ -49,19 +49,17 @@ import pickle
 import time
 from typing import Callable
 
-from absl import flags
 import jax
 import numpy as np
-from ml_collections import config_flags
 
 from rtc.common import checkpoints
 from rtc.common import cli
-from rtc.common import config_util
 from rtc.common import envs
 from rtc.common import paths
 from rtc.common import runs
 from rtc.common import sharding
 from rtc.common import summary
+from rtc.common import validate
 from rtc.expert import agent as agent_lib
 from rtc.expert import ppo
 from rtc.expert import store
@@ -169,12 +167,13 @@ def _interval_stats(sums: dict) -> dict:
 
 def train(config, log: Callable[[str], None] = print) -> str:
   """Trains experts per `config` (configs/expert.py); returns the run dir."""
+  # The binary checks every option first (validate.EXPERT); a library call
+  # may pass a NaN learning rate (the run then stops at the first update).
+  for name in ('num_seeds', 'num_updates'):
+    validate.check_value(name, config[name], validate.EXPERT[name])
   settings = ppo.Settings.from_config(config)
   num_seeds = int(config.num_seeds)
   num_updates = int(config.num_updates)
-  if num_seeds < 1 or num_updates < 1:
-    raise ValueError('--config.num_seeds and --config.num_updates must be '
-                     '>= 1.')
   worlds_dir = paths.resolve(config.worlds_dir)
   level_ids = envs.parse_levels(config.levels)
   levels = envs.load_levels(level_ids, worlds_dir)
@@ -336,20 +335,19 @@ def _train_group(config, trainer: ppo.PPO, compiled, levels: envs.Levels,
   return done_steps, final
 
 
-def define_flags() -> None:
-  """--config; defined only when run as a binary, so that `train` and
-  `generate` can be imported together (e.g. by the quickstart)."""
-  config_flags.DEFINE_config_file(
-      'config', config_util.default_config('expert.py'),
-      'Expert training configuration (an ml_collections config file).',
-      lock_config=True)
+def _check(config, flag_values):
+  del flag_values
+  paths.check_writable_dir(paths.resolve(config.logdir), '--config.logdir')
 
 
-def main(argv):
-  del argv
-  train(flags.FLAGS.config)
-
+# The binary (rtc.common.cli.Binary); its --config flag is defined only when
+# this module runs as a binary, so `train` and rtc.expert.generate_data's
+# `generate` can be imported together (e.g. by the quickstart).
+BINARY = cli.Binary(
+    config_file='expert.py',
+    help='Expert training configuration (an ml_collections config file).',
+    table=validate.EXPERT, check=_check,
+    work=lambda config, flag_values: train(config))
 
 if __name__ == '__main__':
-  define_flags()
-  cli.run(main)
+  cli.run(BINARY)

@@ -11,7 +11,7 @@ from rtc.common import binaries
 from rtc.common import cli
 from rtc.flow import model as flow_model
 
-main = binaries.eval_main('flow', flow_model.make_policy)
+BINARY = binaries.eval_binary('flow', flow_model.make_policy)
 
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(BINARY)

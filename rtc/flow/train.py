@@ -3,6 +3,8 @@ r"""Trains flow-matching policies by behaviour cloning, one per level.
   bazel run //rtc/flow:train -- --config=configs/flow.py \
       --config.run_path=logs-expert/<run>
 
+Without --config.run_path it uses the only expert run with data in
+logs-expert/ or quickstart_output/logs-expert/ (and says so).
 See configs/flow.py and configs/common.py for every option.
 """
 
@@ -10,7 +12,7 @@ from rtc.common import binaries
 from rtc.common import cli
 from rtc.flow import model as flow_model
 
-main = binaries.train_main('flow', flow_model.make_policy)
+BINARY = binaries.train_binary('flow', flow_model.make_policy)
 
 if __name__ == '__main__':
-  cli.run(main)
+  cli.run(BINARY)
