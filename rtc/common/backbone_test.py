@@ -138,6 +138,18 @@ class BackboneTest(parameterized.TestCase):
     np.testing.assert_allclose(backbone.project(x, w, b, extra), expected,
                                rtol=1e-5, atol=1e-4)
 
+  def test_layer_norm(self):
+    # A large common offset: the centred (two-pass) variance stays accurate
+    # in float32, where E[x^2] - E[x]^2 loses every digit.
+    x = 1000.0 + np.random.default_rng(0).normal(size=(3, 64)) * 0.01
+    x64 = x - x.mean(-1, keepdims=True)
+    expected = x64 / np.sqrt((x64**2).mean(-1, keepdims=True)
+                             + backbone.LAYER_NORM_EPS)
+    got = backbone.layer_norm(jnp.asarray(x, jnp.float32))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-2)
+    centred = backbone.layer_norm(jnp.asarray(x64, jnp.float32))
+    np.testing.assert_allclose(centred, expected, rtol=0, atol=1e-4)
+
   def test_posemb_sincos(self):
     emb = backbone.posemb_sincos(jnp.array([0.0, 0.25]), 8)
     self.assertEqual(emb.shape, (2, 8))
