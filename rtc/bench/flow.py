@@ -11,8 +11,9 @@ Prints, from one run (paper sizes: O=679, A=6, 256 channels, 4 layers):
    * `published`: Physical-Intelligence/real-time-chunking-kinetix's flow
      network as src/model.py builds it, in flax nnx
      (rtc/bench/nnx_reference.py);
-   * `rtc, one-pass LayerNorm`: rtc.flow.model with the LayerNorm it had
-     before (variance max(E[x^2] - E[x]^2, 0));
+   * `rtc before`: rtc.flow.model as it was before issue 16 (one-pass
+     LayerNorm, token mixing over the transposed [B, C, H] activations);
+   * `rtc, two-pass LayerNorm only`: the first fix alone;
    * `rtc`: rtc.flow.model as shipped;
    * `dd`: rtc.dd.model's training step (K = 256) on the same backbone;
    with XLA's FLOP and byte estimates, the compiled HLO's fusions, dots,
@@ -21,8 +22,8 @@ Prints, from one run (paper sizes: O=679, A=6, 256 channels, 4 layers):
 2. `action`, `realtime_action`, `bid_action` latency at `--batch_sizes`
    (5 steps, d=2, s=3, 16 BID samples); `--batch_sizes=` skips it.
 
-Findings (2-core CPU, batch 512, jax 0.9.0; rtc changed one candidate at a
-time; times from interleaved runs on a loaded machine, so +-10%):
+Findings (2-core CPU shared with other work, batch 512, jax 0.9.0; one
+change at a time; step times from interleaved runs, +-10% under the load):
 
 | rtc variant | GFLOP | GB | bwd instr. | transposes | step / published |
 |---|---|---|---|---|---|
@@ -31,31 +32,38 @@ time; times from interleaved runs on a loaded machine, so +-10%):
 | hk.LayerNorm | 38.2 | 6.18 | 3610 | 98 | 1.58 |
 | split modulations, then `[:, None]` | 37.9 | 6.07 | 3725 | 98 | 1.50 |
 | concatenated [x_t, obs] projection | 40.3 | 6.02 | 3552 | 94 | 1.40 |
-| **two-pass LayerNorm (shipped)** | 37.3 | 5.33 | 1549 | 50 | 1.09 - 1.25 |
-| two-pass, gelu rematerialised | 37.5 | 5.16 | 1685 | 50 | 1.10 |
-| two-pass, token-major [H, B, C] | 37.4 | 5.77 | 1553 | 56 | 1.18 - 1.21 |
+| two-pass LayerNorm | 37.3 | 5.33 | 1549 | 50 | 1.07 - 1.25 |
+| + gelu rematerialised | 37.5 | 5.16 | 1685 | 50 | 1.10 |
+| + whole network token-major (einsum) | 37.4 | 5.77 | 1553 | 56 | 1.18 - 1.21 |
+| **+ token MLP on [H, B * C] (shipped)** | 36.7 | 4.68 | 1356 | 42 | 0.72 |
 
 * The issue's "3858 transposes" count the word in the HLO text: nearly all
   are the `transpose(jvp(...))` labels of backward-pass instructions. The
   transpose instructions themselves: 98 (before) against 54.
-* The cause is the hand-written one-pass LayerNorm: its gradient (through
+* First cause, the hand-written one-pass LayerNorm: its gradient (through
   the clamp, the square of the mean and E[x^2]) is duplicated into many
-  fusions, 2.4x the backward instructions and 14% more bytes than the
-  two-pass form, whose output is the same (more accurate in float32).
+  fusions: 2.4x the backward instructions and 14% more bytes than the
+  two-pass form, whose output is the same (and more accurate in float32).
+* Second cause, shared with the published code: token mixing transposes the
+  activations to [B, C, H], so its hidden layer is [B, C, T] (T = 64, 8x the
+  activations' size, about 3.8 of the 5 GB a step moves) and its gradients
+  run through [B*C, 8] x [8, 64]-shaped matmuls; alone (one layer, forward
+  and backward) that took 2.4x the channel MLP's time. On the token-major
+  [H, B * C] view the same MLP is two plain matmuls with a [T, B * C] hidden
+  layer and 3x faster; only the small [B, H, C] activations are transposed.
+  An einsum over the token axis does not get there: XLA transposes its
+  output (the token-major row above).
 * Not the cause: the output projection's bias/extra fold (flow's A = 6
   output takes the plain `x @ w + b` path), the table-first bin projection
   (DD only), the split observation projection (it saves 2.4 GFLOP),
   Precision.HIGHEST (rtc's embedding has no matmul), float64 or int64 (none
   in either HLO).
-* What remains: about 3.8 of the 5 GB are the token-mixing hidden layer,
-  [B, C, 64] floats, 8x the size of the activations, written and read about
-  six times per layer in both implementations; neither rematerialising
-  gelu nor the token-major layout (no activation transposes) cut it.
 """
 
 import contextlib
 
 from absl import flags
+import haiku as hk
 import jax
 import jax.numpy as jnp
 import optax
@@ -83,15 +91,28 @@ def _one_pass_layer_norm(x):
   return (x - mean) * jax.lax.rsqrt(var + backbone.LAYER_NORM_EPS)
 
 
+def _hidden_transposed_token_mix(y, hidden_dim):
+  """rtc's token mixing before the fix (and the published one's): hk.Linear
+  over the transposed [B, C, H] activations, a [B, C, T] hidden layer."""
+  num_tokens = y.shape[1]
+  y = hk.Linear(hidden_dim, with_bias=False, name='token_mix_in')(
+      jnp.swapaxes(y, 1, 2))
+  y = hk.Linear(num_tokens, with_bias=False, name='token_mix_out')(
+      jax.nn.gelu(y))
+  return jnp.swapaxes(y, 1, 2)
+
+
 @contextlib.contextmanager
-def _layer_norm(fn):
-  """Traces the backbone with `fn` as its LayerNorm."""
-  saved = backbone.layer_norm
-  backbone.layer_norm = fn
+def _backbone_with(**functions):
+  """Traces the backbone with some of its functions replaced."""
+  saved = {name: getattr(backbone, name) for name in functions}
+  for name, fn in functions.items():
+    setattr(backbone, name, fn)
   try:
     yield
   finally:
-    backbone.layer_norm = saved
+    for name, fn in saved.items():
+      setattr(backbone, name, fn)
 
 
 def _compile(loss_fn, params, batch, horizon):
@@ -133,10 +154,14 @@ def train_steps(batch: int):
   flow, dd = common.flow_policy(), common.dd_policy()
   h = config.action_chunk_size
   steps = {'published': _compile(published, state, batch, h)}
-  with _layer_norm(_one_pass_layer_norm):
-    steps['rtc, one-pass LayerNorm'] = _compile(
-        flow.loss, common.params_for(flow), batch, h)
-  steps['rtc'] = _compile(flow.loss, common.params_for(flow), batch, h)
+  params = common.params_for(flow)
+  with _backbone_with(layer_norm=_one_pass_layer_norm,
+                      token_mix=_hidden_transposed_token_mix):
+    steps['rtc before'] = _compile(flow.loss, params, batch, h)
+  with _backbone_with(token_mix=_hidden_transposed_token_mix):
+    steps['rtc, two-pass LayerNorm only'] = _compile(flow.loss, params, batch,
+                                                     h)
+  steps['rtc'] = _compile(flow.loss, params, batch, h)
   steps['dd'] = _compile(dd.loss, common.params_for(dd), batch, h)
   return steps
 
