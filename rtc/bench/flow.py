@@ -1,27 +1,66 @@
-r"""Benchmark of the flow policy on this machine (paper sizes, O=679, A=6).
+r"""Benchmark of the flow policy's training step against the published one.
 
-  bazel run //rtc/bench:flow
+  bazel run //rtc/bench:flow -- [--train_batch=512] [--repeats=5]
+      [--batch_sizes=1,2048 | --batch_sizes=]
 
-Prints, from one run:
+Prints, from one run (paper sizes: O=679, A=6, 256 channels, 4 layers):
 
-1. Training step time at batch 512 (loss + gradient + AdamW), for
-   * `nnx`: the same architecture in flax nnx, built as the earlier
-     implementation builds it (rtc/bench/nnx_reference.py);
-   * `haiku (reference layout)`: Haiku written the same way: hk.Linear and
-     hk.LayerNorm, per-token conditioning, [x_t, obs] concatenated per token;
-   * `haiku (rtc)`: rtc.flow.model as shipped;
-   with each one's ratio to nnx, XLA's FLOP and byte estimates.
-2. `action`, `realtime_action`, `bid_action` latency at batch 1 and 2048
-   (5 steps, d=2, s=3, 16 BID samples) and realtime / action.
+1. Training-step time (loss + gradient + clip + AdamW) at `--train_batch`,
+   the steps timed interleaved in one process (rtc/bench/timing.py) so load
+   on a shared machine falls on all alike, for
+   * `published`: Physical-Intelligence/real-time-chunking-kinetix's flow
+     network as src/model.py builds it, in flax nnx
+     (rtc/bench/nnx_reference.py);
+   * `rtc before`: rtc.flow.model as it was before issue 16 (one-pass
+     LayerNorm, token mixing over the transposed [B, C, H] activations);
+   * `rtc, two-pass LayerNorm only`: the first fix alone;
+   * `rtc`: rtc.flow.model as shipped;
+   * `dd`: rtc.dd.model's training step (K = 256) on the same backbone;
+   with XLA's FLOP and byte estimates, the compiled HLO's fusions, dots,
+   transpose instructions and backward-pass instructions (those XLA labels
+   `transpose(jvp(...))`), each step's ratio to `published`, and DD / flow.
+2. `action`, `realtime_action`, `bid_action` latency at `--batch_sizes`
+   (5 steps, d=2, s=3, 16 BID samples); `--batch_sizes=` skips it.
 
-What closes the gap: the Haiku model written like the reference has the same
-dot count and FLOPs as nnx but more memory traffic (XLA's estimate and the
-op count below); rtc's model computes per-example conditioning once per
-example instead of once per token (the adaLN and time-MLP matmuls shrink
-H=8 fold) and applies the observation half of the input projection once per
-example, which halves the FLOPs of a training step. See README.md for the
-figures measured here.
+Findings (2-core CPU shared with other work, batch 512, jax 0.9.0; one
+change at a time; step times from interleaved runs, +-10% under the load):
+
+| rtc variant | GFLOP | GB | bwd instr. | transposes | step / published |
+|---|---|---|---|---|---|
+| published (nnx) | 39.6 | 5.03 | 1007 | 54 | 1.00 |
+| before: one-pass LayerNorm | 37.9 | 6.07 | 3760 | 98 | 1.35 - 1.53 |
+| hk.LayerNorm | 38.2 | 6.18 | 3610 | 98 | 1.58 |
+| split modulations, then `[:, None]` | 37.9 | 6.07 | 3725 | 98 | 1.50 |
+| concatenated [x_t, obs] projection | 40.3 | 6.02 | 3552 | 94 | 1.40 |
+| two-pass LayerNorm | 37.3 | 5.33 | 1549 | 50 | 1.07 - 1.25 |
+| + gelu rematerialised | 37.5 | 5.16 | 1685 | 50 | 1.10 |
+| + whole network token-major (einsum) | 37.4 | 5.77 | 1553 | 56 | 1.18 - 1.21 |
+| **+ token MLP on [H, B * C] (shipped)** | 36.7 | 4.68 | 1356 | 42 | 0.72 |
+
+* The issue's "3858 transposes" count the word in the HLO text: nearly all
+  are the `transpose(jvp(...))` labels of backward-pass instructions. The
+  transpose instructions themselves: 98 (before) against 54.
+* First cause, the hand-written one-pass LayerNorm: its gradient (through
+  the clamp, the square of the mean and E[x^2]) is duplicated into many
+  fusions: 2.4x the backward instructions and 14% more bytes than the
+  two-pass form, whose output is the same (and more accurate in float32).
+* Second cause, shared with the published code: token mixing transposes the
+  activations to [B, C, H], so its hidden layer is [B, C, T] (T = 64, 8x the
+  activations' size, about 3.8 of the 5 GB a step moves) and its gradients
+  run through [B*C, 8] x [8, 64]-shaped matmuls; alone (one layer, forward
+  and backward) that took 2.4x the channel MLP's time. On the token-major
+  [H, B * C] view the same MLP is two plain matmuls with a [T, B * C] hidden
+  layer and 3x faster; only the small [B, H, C] activations are transposed.
+  An einsum over the token axis does not get there: XLA transposes its
+  output (the token-major row above).
+* Not the cause: the output projection's bias/extra fold (flow's A = 6
+  output takes the plain `x @ w + b` path), the table-first bin projection
+  (DD only), the split observation projection (it saves 2.4 GFLOP),
+  Precision.HIGHEST (rtc's embedding has no matmul), float64 or int64 (none
+  in either HLO).
 """
+
+import contextlib
 
 from absl import flags
 import haiku as hk
@@ -35,120 +74,123 @@ from rtc.bench import timing
 from rtc.common import backbone
 from rtc.common import cli
 
-_BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '2048'],
-                                 'Batch sizes for the sampling latencies.')
+_BATCH_SIZES = flags.DEFINE_list(
+    'batch_sizes', ['1', '2048'],
+    'Batch sizes for the sampling latencies (empty: skip them).')
 _TRAIN_BATCH = flags.DEFINE_integer('train_batch', 512,
-                                    'Batch size of the training step.')
-_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed training steps.')
-
-H = 8
-
-
-def _reference_layout_haiku(config: backbone.MixerConfig, action_dim: int):
-  """Haiku written like the reference (the first probe's model)."""
-  c = config.channel_dim
-
-  def ln(x):
-    return hk.LayerNorm(-1, create_scale=False, create_offset=False,
-                        eps=1e-6)(x)
-
-  def net(obs, x_t, t):
-    b = obs.shape[0]
-    t = jnp.broadcast_to(t[:, None], (b, H))
-    cond = jax.nn.swish(hk.Linear(c)(backbone.posemb_sincos(t, c)))
-    cond = jax.nn.swish(hk.Linear(c)(cond))
-    obs = jnp.broadcast_to(obs[:, None], (b, H, obs.shape[-1]))
-    x = hk.Linear(c)(jnp.concatenate([x_t, obs], -1))
-    for _ in range(config.num_layers):
-      s1, b1, g1 = jnp.split(hk.Linear(3 * c, w_init=jnp.zeros)(cond), 3, -1)
-      s2, b2, g2 = jnp.split(hk.Linear(3 * c, w_init=jnp.zeros)(cond), 3, -1)
-      y = ln(x) * (1 + s1) + b1
-      y = hk.Linear(config.token_hidden_dim, with_bias=False)(
-          y.transpose(0, 2, 1))
-      y = hk.Linear(H, with_bias=False)(jax.nn.gelu(y))
-      x = x + g1 * y.transpose(0, 2, 1)
-      y = ln(x) * (1 + s2) + b2
-      y = hk.Linear(config.channel_hidden_dim, with_bias=False)(y)
-      y = hk.Linear(c, with_bias=False)(jax.nn.gelu(y))
-      x = x + g2 * y
-    scale, shift = jnp.split(hk.Linear(2 * c, w_init=jnp.zeros)(cond), 2, -1)
-    return hk.Linear(action_dim)(ln(x) * (1 + scale) + shift)
-
-  return hk.without_apply_rng(hk.transform(net))
+                                    'Batch size of the training steps.')
+_REPEATS = flags.DEFINE_integer(
+    'repeats', 5, 'Timed training steps per implementation (interleaved).')
 
 
-def _flow_loss(apply, params, rng, obs, action):
-  noise_rng, time_rng = jax.random.split(rng)
-  t = jax.random.uniform(time_rng, (obs.shape[0],))
-  noise = jax.random.normal(noise_rng, action.shape)
-  x_t = (1 - t[:, None, None]) * noise + t[:, None, None] * action
-  return jnp.mean(jnp.square(apply(params, obs, x_t, t) - (action - noise)))
+def _one_pass_layer_norm(x):
+  """rtc's LayerNorm before the fix (one-pass, clamped variance)."""
+  mean = jnp.mean(x, axis=-1, keepdims=True)
+  var = jnp.maximum(jnp.mean(jnp.square(x), axis=-1, keepdims=True)
+                    - jnp.square(mean), 0.0)
+  return (x - mean) * jax.lax.rsqrt(var + backbone.LAYER_NORM_EPS)
 
 
-def train_steps(batch: int):
-  """{name: (jitted step, args)} for the three implementations."""
-  import flax.nnx as nnx  # pylint: disable=g-import-not-at-top
-  config = backbone.MixerConfig()
-  obs, _ = common.inputs(batch)
+def _hidden_transposed_token_mix(y, hidden_dim):
+  """rtc's token mixing before the fix (and the published one's): hk.Linear
+  over the transposed [B, C, H] activations, a [B, C, T] hidden layer."""
+  num_tokens = y.shape[1]
+  y = hk.Linear(hidden_dim, with_bias=False, name='token_mix_in')(
+      jnp.swapaxes(y, 1, 2))
+  y = hk.Linear(num_tokens, with_bias=False, name='token_mix_out')(
+      jax.nn.gelu(y))
+  return jnp.swapaxes(y, 1, 2)
+
+
+@contextlib.contextmanager
+def _backbone_with(**functions):
+  """Traces the backbone with some of its functions replaced."""
+  saved = {name: getattr(backbone, name) for name in functions}
+  for name, fn in functions.items():
+    setattr(backbone, name, fn)
+  try:
+    yield
+  finally:
+    for name, fn in saved.items():
+      setattr(backbone, name, fn)
+
+
+def _compile(loss_fn, params, batch, horizon):
+  """(compiled step, its args): loss + gradient + clip + AdamW."""
+  obs, _ = common.inputs(batch, horizon)
   action = jnp.tanh(jax.random.normal(jax.random.key(2),
-                                      (batch, H, common.ACTION_DIM)))
+                                      (batch, horizon, common.ACTION_DIM)))
   opt = optax.chain(optax.clip_by_global_norm(10.0),
                     optax.adamw(3e-4, weight_decay=1e-2))
 
-  def make(loss_fn, params):
-    @jax.jit
-    def step(params, opt_state, key):
-      loss, grads = jax.value_and_grad(loss_fn)(params, key, obs, action)
-      updates, opt_state = opt.update(grads, opt_state, params)
-      return optax.apply_updates(params, updates), opt_state, loss
-    return step, (params, opt.init(params), jax.random.key(3))
+  def step(params, opt_state, key):
+    loss, grads = jax.value_and_grad(loss_fn)(params, key, obs, action)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, loss
 
-  model = nnx_reference.FlowNet(common.OBS_DIM, common.ACTION_DIM, config,
-                                nnx.Rngs(0))
-  graphdef, state = nnx.split(model)
-  nnx_loss = lambda s, k, o, a: nnx_reference.flow_loss(
-      nnx.merge(graphdef, s), k, o, a)
-  ref = _reference_layout_haiku(config, common.ACTION_DIM)
-  ref_params = ref.init(jax.random.key(0), obs[:1], action[:1], jnp.zeros(1))
-  ref_loss = lambda p, k, o, a: _flow_loss(ref.apply, p, k, o, a)
-  policy = common.flow_policy()
-  return {
-      'nnx': make(nnx_loss, state),
-      'haiku (reference layout)': make(ref_loss, ref_params),
-      'haiku (rtc)': make(policy.loss, common.params_for(policy)),
-  }
+  args = (params, opt.init(params), jax.random.key(3))
+  return jax.jit(step).lower(*args).compile(), args
 
 
-def _cost(step, args):
-  compiled = step.lower(*args).compile()
+def _hlo_stats(compiled):
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, list) else cost
   text = compiled.as_text()
-  return (cost.get('flops', 0.0) / 1e9, cost.get('bytes accessed', 0.0) / 1e9,
-          text.count(' dot('))
+  return [f'{cost.get("flops", 0.0) / 1e9:.1f}',
+          f'{cost.get("bytes accessed", 0.0) / 1e9:.2f}',
+          text.count(' fusion('), text.count(' dot('),
+          text.count(' transpose('), text.count('transpose(jvp')]
+
+
+def train_steps(batch: int):
+  """{name: (compiled step, args)}."""
+  import flax.nnx as nnx  # pylint: disable=g-import-not-at-top
+  config = backbone.MixerConfig()
+  model = nnx_reference.FlowNet(common.OBS_DIM, common.ACTION_DIM, config,
+                                nnx.Rngs(0))
+  graphdef, state = nnx.split(model)
+  published = lambda s, k, o, a: nnx_reference.flow_loss(
+      nnx.merge(graphdef, s), k, o, a)
+  flow, dd = common.flow_policy(), common.dd_policy()
+  h = config.action_chunk_size
+  steps = {'published': _compile(published, state, batch, h)}
+  params = common.params_for(flow)
+  with _backbone_with(layer_norm=_one_pass_layer_norm,
+                      token_mix=_hidden_transposed_token_mix):
+    steps['rtc before'] = _compile(flow.loss, params, batch, h)
+  with _backbone_with(token_mix=_hidden_transposed_token_mix):
+    steps['rtc, two-pass LayerNorm only'] = _compile(flow.loss, params, batch,
+                                                     h)
+  steps['rtc'] = _compile(flow.loss, params, batch, h)
+  steps['dd'] = _compile(dd.loss, common.params_for(dd), batch, h)
+  return steps
 
 
 def main(argv):
   del argv
   print(f'devices: {jax.devices()}', flush=True)
-  print(f'\n## Training step, batch {_TRAIN_BATCH.value}', flush=True)
+  print(f'\n## Training step, batch {_TRAIN_BATCH.value}, '
+        f'{_REPEATS.value} interleaved steps each', flush=True)
   steps = train_steps(_TRAIN_BATCH.value)
-  rows, times = [], {}
-  for name, (step, args) in steps.items():
-    gflop, gbytes, dots = _cost(step, args)
-    times[name] = timing.time_fn(step, *args, repeats=_REPEATS.value)
-    rows.append([name, timing.fmt(times[name]), f'{gflop:.1f}',
-                 f'{gbytes:.2f}', dots])
-    print(f'  {name}: {timing.fmt(times[name])}', flush=True)
-  for r in rows:
-    r.append(f'{times[r[0]] / times["nnx"]:.2f}')
+  times = timing.interleaved(steps, _REPEATS.value)
+  rows = []
+  for name, (compiled, _) in steps.items():
+    rows.append([name, timing.fmt(times[name])] + _hlo_stats(compiled) +
+                [f'{times[name] / times["published"]:.2f}'])
   print(timing.table(rows, ['implementation', 'step time', 'GFLOP (XLA)',
-                            'GB accessed (XLA)', 'dots', 'vs nnx']))
+                            'GB accessed (XLA)', 'fusions', 'dots',
+                            'transposes', 'backward instr.',
+                            'vs published']))
+  print(f'\nrtc / published: {times["rtc"] / times["published"]:.2f} '
+        '(goal <= 0.8)')
+  print(f'dd / rtc (flow): {times["dd"] / times["rtc"]:.2f}', flush=True)
 
+  batches = [int(b) for b in _BATCH_SIZES.value]
+  if not batches:
+    return
   print('\n## Sampling latency (5 steps; realtime/bid at d=2, s=3)',
         flush=True)
   policy = common.flow_policy()
-  batches = [int(b) for b in _BATCH_SIZES.value]
   lat = common.latencies(policy, common.params_for(policy), batches, 5.0)
   rows = [[op] + [timing.fmt(lat[(op, b)]) for b in batches]
           for op in ('action', 'realtime_action', 'bid_action')]

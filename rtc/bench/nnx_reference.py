@@ -1,11 +1,21 @@
-"""The flow network as the earlier implementation builds it, in flax nnx.
+"""The published flow network, in flax nnx, for //rtc/bench:flow.
 
-Benchmark-only: used by //rtc/bench:flow to compare a training step of rtc's
-Haiku model with an nnx model of the same architecture and sizes, written the
-way REFERENCE_FORMATS.md lays it out: the time embedding is computed per
-token ([B, H, C] conditioning even when all tokens share a time), the input
-projection takes the concatenation [x_t, obs] for every token, and LayerNorm
-is flax's (epsilon 1e-6, one-pass variance).
+Benchmark-only. Built the way Physical-Intelligence/real-time-chunking-kinetix
+(src/model.py) builds its FlowPolicy, so rtc's ratio is against what users
+would otherwise run (written here from that structure, not copied):
+
+* time embedding: sin-cos of t (periods 4e-3 ... 4.0; the outer product at
+  Precision.HIGHEST), then Linear-swish-Linear-swish, once per example [B, C];
+* each block computes adaLN scale/shift/gate per example and broadcasts them
+  over the H tokens with `[:, None]`;
+* the observation is repeated over the tokens, concatenated with x_t and
+  projected by one Linear per token;
+* flax LayerNorm without scale and bias (epsilon 1e-6), token-mixing MLP then
+  channel-mixing MLP with gelu, gated residuals;
+* final adaLN, then a Linear to A.
+
+The loss is the published one: t ~ U[0, 1], x_t = (1 - t) noise + t a, MSE
+against a - noise.
 """
 
 import flax.nnx as nnx
@@ -15,7 +25,18 @@ import jax.numpy as jnp
 from rtc.common import backbone
 
 
+def posemb_sincos(pos, dim, min_period=backbone.MIN_PERIOD,
+                  max_period=backbone.MAX_PERIOD):
+  """[B] -> [B, dim], sines first; the outer product at HIGHEST precision."""
+  fraction = jnp.linspace(0.0, 1.0, dim // 2)
+  period = min_period * (max_period / min_period)**fraction
+  arg = jnp.einsum('i,j->ij', pos, 1.0 / period * 2 * jnp.pi,
+                   precision=jax.lax.Precision.HIGHEST)
+  return jnp.concatenate([jnp.sin(arg), jnp.cos(arg)], axis=-1)
+
+
 class Block(nnx.Module):
+  """Token mixing then channel mixing, adaLN-zero per example."""
 
   def __init__(self, h, c, token_hidden, channel_hidden, rngs):
     self.token_mix_in = nnx.Linear(h, token_hidden, use_bias=False, rngs=rngs)
@@ -32,8 +53,9 @@ class Block(nnx.Module):
     self.adaln_2 = nnx.Linear(c, 3 * c, kernel_init=zeros, rngs=rngs)
 
   def __call__(self, x, cond):
-    s1, b1, g1 = jnp.split(self.adaln_1(cond), 3, axis=-1)
-    s2, b2, g2 = jnp.split(self.adaln_2(cond), 3, axis=-1)
+    # cond [B, C]: modulations per example, broadcast over tokens.
+    s1, b1, g1 = jnp.split(self.adaln_1(cond)[:, None], 3, axis=-1)
+    s2, b2, g2 = jnp.split(self.adaln_2(cond)[:, None], 3, axis=-1)
     y = self.norm_1(x) * (1 + s1) + b1
     y = self.token_mix_out(nnx.gelu(self.token_mix_in(y.transpose(0, 2, 1))))
     x = x + g1 * y.transpose(0, 2, 1)
@@ -43,6 +65,7 @@ class Block(nnx.Module):
 
 
 class FlowNet(nnx.Module):
+  """v(obs [B, O], x_t [B, H, A], time [B]) -> [B, H, A]."""
 
   def __init__(self, obs_dim, action_dim, config: backbone.MixerConfig,
                rngs):
@@ -50,11 +73,11 @@ class FlowNet(nnx.Module):
     self.horizon = h
     self.channels = c
     self.in_proj = nnx.Linear(action_dim + obs_dim, c, rngs=rngs)
-    self.time_mlp = nnx.Sequential(nnx.Linear(c, c, rngs=rngs), nnx.swish,
-                                   nnx.Linear(c, c, rngs=rngs), nnx.swish)
     self.blocks = nnx.List([Block(h, c, config.token_hidden_dim,
                                   config.channel_hidden_dim, rngs)
                             for _ in range(config.num_layers)])
+    self.time_mlp = nnx.Sequential(nnx.Linear(c, c, rngs=rngs), nnx.swish,
+                                   nnx.Linear(c, c, rngs=rngs), nnx.swish)
     self.final_norm = nnx.LayerNorm(c, use_scale=False, use_bias=False,
                                     rngs=rngs)
     self.final_adaln = nnx.Linear(c, 2 * c,
@@ -64,13 +87,13 @@ class FlowNet(nnx.Module):
 
   def __call__(self, obs, x_t, time):
     b = obs.shape[0]
-    time = jnp.broadcast_to(time[:, None], (b, self.horizon))
-    cond = self.time_mlp(backbone.posemb_sincos(time, self.channels))
+    cond = self.time_mlp(
+        posemb_sincos(jnp.broadcast_to(time, (b,)), self.channels))
     obs = jnp.broadcast_to(obs[:, None], (b, self.horizon, obs.shape[-1]))
     x = self.in_proj(jnp.concatenate([x_t, obs], axis=-1))
     for block in self.blocks:
       x = block(x, cond)
-    scale, shift = jnp.split(self.final_adaln(cond), 2, axis=-1)
+    scale, shift = jnp.split(self.final_adaln(cond)[:, None], 2, axis=-1)
     return self.out_proj(self.final_norm(x) * (1 + scale) + shift)
 
 

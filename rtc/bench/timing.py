@@ -36,3 +36,18 @@ def table(rows, headers) -> str:
   out = [line(headers), '|' + '|'.join('-' * (w + 2) for w in widths) + '|']
   out += [line(r) for r in cols[1:]]
   return '\n'.join(out)
+
+
+def interleaved(fns, repeats: int) -> dict:
+  """{name: median wall time (s)} of `fns` = {name: (fn, args)}, timed in
+  rounds (one call of each per round, after one warm-up call each), so load
+  on a shared machine falls on every function alike."""
+  for fn, args in fns.values():
+    jax.block_until_ready(fn(*args))
+  times = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, (fn, args) in fns.items():
+      t0 = time.perf_counter()
+      jax.block_until_ready(fn(*args))
+      times[name].append(time.perf_counter() - t0)
+  return {name: statistics.median(t) for name, t in times.items()}

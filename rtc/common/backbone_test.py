@@ -138,6 +138,32 @@ class BackboneTest(parameterized.TestCase):
     np.testing.assert_allclose(backbone.project(x, w, b, extra), expected,
                                rtol=1e-5, atol=1e-4)
 
+  def test_token_mix_mixes_tokens_per_channel(self):
+    f = hk.without_apply_rng(hk.transform(
+        lambda y: backbone.token_mix(y, 16)))
+    y = jax.random.normal(jax.random.key(0), (3, 8, 5))
+    params = f.init(jax.random.key(1), y)
+    w_in = np.asarray(params['token_mix_in']['w'])
+    w_out = np.asarray(params['token_mix_out']['w'])
+    self.assertEqual((w_in.shape, w_out.shape), ((8, 16), (16, 8)))
+    # The published form: Linear layers over the transposed [B, C, H].
+    hidden = np.asarray(jax.nn.gelu(np.swapaxes(np.asarray(y), 1, 2) @ w_in))
+    expected = np.swapaxes(hidden @ w_out, 1, 2)
+    np.testing.assert_allclose(f.apply(params, y), expected, rtol=1e-5,
+                               atol=1e-5)
+
+  def test_layer_norm(self):
+    # A large common offset: the centred (two-pass) variance stays accurate
+    # in float32, where E[x^2] - E[x]^2 loses every digit.
+    x = 1000.0 + np.random.default_rng(0).normal(size=(3, 64)) * 0.01
+    x64 = x - x.mean(-1, keepdims=True)
+    expected = x64 / np.sqrt((x64**2).mean(-1, keepdims=True)
+                             + backbone.LAYER_NORM_EPS)
+    got = backbone.layer_norm(jnp.asarray(x, jnp.float32))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-2)
+    centred = backbone.layer_norm(jnp.asarray(x64, jnp.float32))
+    np.testing.assert_allclose(centred, expected, rtol=0, atol=1e-4)
+
   def test_posemb_sincos(self):
     emb = backbone.posemb_sincos(jnp.array([0.0, 0.25]), 8)
     self.assertEqual(emb.shape, (2, 8))
