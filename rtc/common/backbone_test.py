@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rtc.common import cache
 from rtc.common import backbone
 
 
@@ -185,6 +186,10 @@ class BackboneTest(parameterized.TestCase):
   def test_config_validation(self):
     with self.assertRaisesRegex(ValueError, 'simulated_delay'):
       backbone.MixerConfig(simulated_delay=9)
+
+
+def setUpModule():
+  cache.enable_compilation_cache()
 
 
 if __name__ == '__main__':

@@ -44,6 +44,8 @@ def enable_compilation_cache() -> str | None:
   if path is None:
     return None
   jax.config.update('jax_compilation_cache_dir', path)
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
+  # Every program, also the small eager ones (50-100 ms each to compile
+  # here): tests and stages in other processes use the same shapes.
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
   return path

@@ -7,6 +7,7 @@ from absl.testing import parameterized
 import jax
 import numpy as np
 
+from rtc.common import cache
 from rtc.common import prefix
 
 
@@ -71,6 +72,10 @@ class PrefixWeightsTest(parameterized.TestCase):
   def test_unknown_schedule(self):
     with self.assertRaisesRegex(ValueError, 'cosine'):
       prefix.prefix_weights(1, 4, 8, 'cosine')
+
+
+def setUpModule():
+  cache.enable_compilation_cache()
 
 
 if __name__ == '__main__':

@@ -7,6 +7,7 @@ import sys
 
 from absl.testing import absltest
 
+from rtc.common import cache
 from rtc.common import paths
 from rtc.common import results
 from rtc.common import sweep
@@ -120,6 +121,10 @@ class ResultsTest(absltest.TestCase):
       f.write('a,b\n1,2\n')
     with self.assertRaisesRegex(ValueError, 'lacks columns'):
       results.read_results(bad)
+
+
+def setUpModule():
+  cache.enable_compilation_cache()
 
 
 if __name__ == '__main__':

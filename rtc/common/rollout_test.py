@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rtc.common import cache
 from rtc.common import envs
 from rtc.common import rollout
 
@@ -155,6 +156,10 @@ class RolloutTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, 's <= H - d'):
       rollout.check_delay_horizon(3, 6, 8)
     rollout.check_delay_horizon(4, 4, 8)
+
+
+def setUpModule():
+  cache.enable_compilation_cache()
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rtc.common import cache
 from rtc.common import sharding
 
 
@@ -61,6 +62,10 @@ class LevelShardingTest(absltest.TestCase):
   def test_wrong_level_axis(self):
     with self.assertRaisesRegex(ValueError, 'leading level axis'):
       sharding.LevelSharding(3).pad(self.x[:2])
+
+
+def setUpModule():
+  cache.enable_compilation_cache()
 
 
 if __name__ == '__main__':

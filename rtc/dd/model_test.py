@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rtc.common import cache
 from rtc.common import prefix
 from rtc.dd import model as dd_model
 
@@ -387,6 +388,10 @@ class TrainingTest(absltest.TestCase):
                                          name)).parameters),
           list(inspect.signature(getattr(dd_model.DiscreteDiffusionPolicy,
                                          name)).parameters), name)
+
+
+def setUpModule():
+  cache.enable_compilation_cache()
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rtc.common import cache
 from rtc.common import checkpoints
 from rtc.expert import agent as agent_lib
 
@@ -201,6 +202,10 @@ class AgentTest(absltest.TestCase):
     y, logp = ours.sample(jax.random.key(2))
     np.testing.assert_allclose(theirs.log_prob(y), logp, rtol=1e-5)
     np.testing.assert_array_equal(theirs.sample(jax.random.key(2))[0], y)
+
+
+def setUpModule():
+  cache.enable_compilation_cache()
 
 
 if __name__ == '__main__':

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rtc.common import cache
 from rtc.common import checkpoints
 from rtc.common import prefix
 from rtc.flow import model as flow_model
@@ -283,6 +284,10 @@ class FlowPolicyTest(parameterized.TestCase):
     np.testing.assert_array_equal(
         self.policy.velocity(back, self.obs, x_t, time),
         self.policy.velocity(self.params, self.obs, x_t, time))
+
+
+def setUpModule():
+  cache.enable_compilation_cache()
 
 
 if __name__ == '__main__':
