@@ -3,7 +3,7 @@
 `evaluate(config, run_path, output_dir, make_policy, kind)` loads the
 policies of one epoch of a behaviour-cloning run (rtc's own or the earlier
 implementation's directory layout) and runs the evaluation sweep
-(docs/DESIGN.md, "Evaluation protocol"; rtc.common.sweep) into
+(DESIGN §9; rtc.common.sweep) into
 `<output_dir>/results.csv`, resumably. `make_policy` None takes `kind`'s
 from rtc.common.registry.
 

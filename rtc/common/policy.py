@@ -4,8 +4,7 @@ A policy family (flow matching: rtc.flow.model, discrete diffusion:
 rtc.dd.model, or a new one) subclasses `ChunkPolicy` and is registered in
 rtc.common.registry; training (rtc.common.train), the rollout and sweep
 (rtc.common.rollout, rtc.common.sweep) and BID (rtc.common.bid) only call the
-methods below, so they never branch on the family (docs/DESIGN.md, "Policy
-interface").
+methods below, so they never branch on the family (DESIGN §2).
 
 Shape letters:
 

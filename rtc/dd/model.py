@@ -1,4 +1,4 @@
-r"""Discrete-diffusion action-chunking policy (SPEC §7), a drop-in sibling of
+r"""Discrete-diffusion action-chunking policy (DESIGN §5), a drop-in sibling of
 rtc.flow.model.FlowPolicy on the shared backbone.
 
 Notation: K bins, corruption level t in [0, 1] (t = 0 clean, t = 1 uniform

@@ -1,4 +1,4 @@
-"""Flow-matching action-chunking policy (SPEC §4) on the shared backbone.
+"""Flow-matching action-chunking policy (DESIGN §4) on the shared backbone.
 
 Time runs from 0 (Gaussian noise) to 1 (data).
 
@@ -111,7 +111,7 @@ class FlowPolicy(policy.ChunkPolicy):
   def training_time_action(self, params, rng, obs, num_steps: int,
                            prev_chunk, inference_delay, noise=None):
     """For `simulated_delay` models: the first d positions come clean from
-    `prev_chunk` with per-token time 1 (SPEC §7)."""
+    `prev_chunk` with per-token time 1 (DESIGN §7)."""
     mask = jnp.arange(self.horizon)[None, :] < inference_delay  # [1, H]
     mask = jnp.broadcast_to(mask, (obs.shape[0], self.horizon))
     x0 = self._noise(rng, obs, noise)
