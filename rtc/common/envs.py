@@ -4,7 +4,7 @@ Levels are named by their path relative to a worlds directory, e.g.
 `l/grasp_easy.json`. The default worlds directory is the one kinetix-env ships
 (`kinetix/levels`, which holds 8 of the paper's 12 large levels plus small `s/`
 and medium `m/` levels); `worlds_dir` points at another one, e.g.
-the earlier implementation's `worlds/` for all 12 (DESIGN §11). A level's safe name is
+the earlier implementation's `worlds/` (all 12; DESIGN §11). A level's name is
 `worlds_<id with / as _, without .json>`, e.g. `worlds_l_grasp_easy`, the name
 the earlier implementation gave its data files and checkpoints.
 

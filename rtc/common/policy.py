@@ -80,7 +80,7 @@ class ChunkPolicy(abc.ABC):
     return self._net.apply(params, obs, x.astype(self.chunk_dtype), level,
                            **kwargs)
 
-  # -- the family's algorithm ---------------------------------------------------
+  # -- the family's algorithm --------------------------------------------------
 
   @abc.abstractmethod
   def action(self, params, rng, obs, num_steps: int, noise=None):
@@ -104,7 +104,7 @@ class ChunkPolicy(abc.ABC):
     """(scalar loss, {metric name: scalar}) on obs [B, O], action
     [B, H, A]."""
 
-  # -- shared -------------------------------------------------------------------
+  # -- shared ------------------------------------------------------------------
 
   def check_action(self, obs, action) -> None:
     """Raises unless `action` is [B, H, A] for `obs` [B, O]."""
