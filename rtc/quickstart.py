@@ -182,10 +182,13 @@ class Quickstart:
   # -- stages -------------------------------------------------------------------
 
   def _run(self, stage):
+    """`self._<stage>()`; <kind>_train and <kind>_eval are `_bc` and
+    `_eval` of their kind unless an instance sets them."""
+    method = getattr(self, f'_{stage}', None)
+    if method is not None:
+      return method()
     kind, _, step = stage.rpartition('_')
-    if kind in KINDS:  # <kind>_train, <kind>_eval
-      return self._bc(kind) if step == 'train' else self._eval(kind)
-    return getattr(self, f'_{stage}')()
+    return self._bc(kind) if step == 'train' else self._eval(kind)
 
   def _expert(self):
     c = self.config.expert  # An interrupted earlier attempt resumes.
