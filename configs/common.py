@@ -4,7 +4,7 @@ from ml_collections import config_dict
 
 
 def model(**overrides) -> config_dict.ConfigDict:
-  """The shared backbone's options (SPEC §3 defaults)."""
+  """The shared backbone's options (DESIGN §3 defaults)."""
   c = config_dict.ConfigDict()
   c.channel_dim = 256
   c.channel_hidden_dim = 512
@@ -19,7 +19,7 @@ def model(**overrides) -> config_dict.ConfigDict:
 
 
 def bc_train(logdir: str, model_config) -> config_dict.ConfigDict:
-  """Behaviour cloning (SPEC §6 hyper-parameters)."""
+  """Behaviour cloning (DESIGN §8 hyper-parameters)."""
   c = config_dict.ConfigDict()
   # Expert run holding data/<level_name>.npz. Required.
   c.run_path = ''
@@ -51,7 +51,7 @@ def bc_train(logdir: str, model_config) -> config_dict.ConfigDict:
 
 def sweep(num_evals: int, max_guidance_weight: float,
           model_config) -> config_dict.ConfigDict:
-  """The evaluation sweep (SPEC §5)."""
+  """The evaluation sweep (DESIGN §9)."""
   c = config_dict.ConfigDict()
   c.step = -1  # Epoch to evaluate; -1 = the latest.
   c.weak_step = config_dict.placeholder(int)  # Weak policy's epoch for BID.

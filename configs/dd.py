@@ -1,4 +1,4 @@
-"""Discrete-diffusion behaviour cloning (SPEC §6, §7).
+"""Discrete-diffusion behaviour cloning (DESIGN §5, §8).
 
   bazel run //rtc/dd:train -- --config=configs/dd.py \
       --config.run_path=logs-expert/<run>

@@ -1,4 +1,4 @@
-"""Evaluation sweep of discrete-diffusion policies (SPEC §5, §7).
+"""Evaluation sweep of discrete-diffusion policies (DESIGN §5, §9).
 
   bazel run //rtc/dd:eval -- --run_path=logs-dd/<run> \
       --output_dir=eval_dd_output

@@ -8,8 +8,9 @@ Presets (the text after ':'):
 
 * `paper` (default): the paper's settings for its 12 large levels, 8 seeds
   each, ~6e9 environment steps: GPU work. Four of the 12 levels are not
-  shipped with kinetix-env: add --config.worlds_dir=../shared/worlds (or use
-  --config.levels=paper_packaged for the 8 that are).
+  shipped with kinetix-env: add --config.worlds_dir=<their folder> (README,
+  "Levels, data and outputs", says where they come from), or use
+  --config.levels=paper_packaged for the 8 that are.
 * `cpu`: m/h0_unicycle and m/h4_thrust_the_needle, 4 seeds each, the
   paper's agent, 64 envs x 32 steps per update, 100 updates (205k steps per
   seed). Measured on the 2-core CPU: 13.6 minutes wall, ~2.2k env steps/s;

@@ -1,4 +1,4 @@
-"""Flow-matching behaviour cloning (SPEC §4, §6).
+"""Flow-matching behaviour cloning (DESIGN §4, §8).
 
   bazel run //rtc/flow:train -- --config=configs/flow.py \
       --config.run_path=logs-expert/<run>

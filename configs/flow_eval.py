@@ -1,4 +1,4 @@
-"""Evaluation sweep of flow policies (SPEC §5).
+"""Evaluation sweep of flow policies (DESIGN §9).
 
   bazel run //rtc/flow:eval -- --run_path=logs-flow/<run> \
       --output_dir=eval_flow_output

@@ -7,16 +7,25 @@ Every stage's options are the ones of its own binary (configs/expert.py,
 data.py, flow.py, dd.py, flow_eval.py, dd_eval.py); this file only picks
 sizes that fit the 20-minute budget on a 2-core machine. `--config.<stage>.
 <option>` overrides any of them, e.g. --config.eval.num_evals=1024.
+The policy families compared are rtc.common.registry's built-in ones, each
+with its configs/<kind>.py and configs/<kind>_eval.py.
 """
+
+import importlib
 
 from ml_collections import config_dict
 
 from configs import data
-from configs import dd
-from configs import dd_eval
 from configs import expert
-from configs import flow
-from configs import flow_eval
+from rtc.common import registry
+
+# Model options of one family in the quickstart (and in its test preset).
+_FAMILY_MODEL = {'dd': {'num_bins': 64, 'bin_embedding_dim': 8}}
+_FAMILY_MODEL_TEST = {'dd': {'num_bins': 16}}
+
+
+def _family_config(kind, suffix=''):
+  return importlib.import_module(f'configs.{kind}{suffix}').get_config()
 
 
 def _small_model(model):
@@ -45,10 +54,9 @@ def get_config(preset: str = ''):
   c.parallel = True
   c.expert = expert.get_config('quickstart')
   c.data = data.get_config('quickstart')
-  c.flow = _bc(flow.get_config())
-  c.dd = _bc(dd.get_config())
-  c.dd.model.num_bins = 64
-  c.dd.model.bin_embedding_dim = 8
+  for kind in registry.BUILTIN_KINDS:
+    c[kind] = _bc(_family_config(kind))
+    c[kind].model.update(_FAMILY_MODEL.get(kind, {}))
   # The comparison: every method at delays 0..4 with s = max(1, d), 128
   # episodes per point (standard error <= 0.044): on m/h0_unicycle flow's
   # realtime and hard_masking beat naive by 0.14-0.32 at d = 3, 4. Episodes
@@ -60,8 +68,8 @@ def get_config(preset: str = ''):
   c.eval.num_evals = 128
   c.eval.num_flow_steps = 5
   c.eval.seed = 0
-  c.flow_eval = flow_eval.get_config()
-  c.dd_eval = dd_eval.get_config()
+  for kind in registry.BUILTIN_KINDS:
+    c[f'{kind}_eval'] = _family_config(kind, '_eval')
   if preset == 'test':  # The shrunken configuration of quickstart_test.
     c.expert.num_seeds = 1
     c.expert.num_envs = 8
@@ -70,7 +78,8 @@ def get_config(preset: str = ''):
     c.expert.save_every = 1
     c.data.num_envs = 8
     c.data.num_steps = 512
-    for bc in (c.flow, c.dd):
+    for kind in registry.BUILTIN_KINDS:
+      bc = c[kind]
       bc.num_epochs = 1
       bc.batch_size = 32
       bc.log_every = 4
@@ -78,7 +87,7 @@ def get_config(preset: str = ''):
       bc.model.channel_hidden_dim = 16
       bc.model.token_hidden_dim = 8
       bc.model.num_layers = 1
-    c.dd.model.num_bins = 16
+      bc.model.update(_FAMILY_MODEL_TEST.get(kind, {}))
     c.eval.methods = 'naive,realtime'
     c.eval.delays = '0,2'
     c.eval.num_evals = 4

@@ -7,7 +7,8 @@ Stages (configs/quickstart.py sets their sizes):
 1. `expert`: PPO experts on one small level (rtc.expert.train);
 2. `data`: an expert dataset (rtc.expert.generate_data);
 3. `flow_train`, 4. `dd_train`: flow and discrete-diffusion behaviour
-   cloning (rtc.common.train);
+   cloning (rtc.common.train), one stage per built-in policy family of
+   rtc.common.registry;
 5. `flow_eval`, 6. `dd_eval`: naive, realtime, bid and hard_masking at
    delays 0-4 with execution horizon max(1, d) (rtc.common.sweep);
 
@@ -41,27 +42,27 @@ from rtc.common import checkpoints
 from rtc.common import cli
 from rtc.common import evaluate
 from rtc.common import paths
+from rtc.common import registry
 from rtc.common import results
 from rtc.common import summary
 from rtc.common import sweep
 from rtc.common import train
 from rtc.common import validate
-from rtc.dd import model as dd_model
 from rtc.expert import generate_data
 from rtc.expert import train as expert_train
-from rtc.flow import model as flow_model
 
 RUN_NAME = 'quickstart'
-STAGES = ('expert', 'data', 'flow_train', 'dd_train', 'flow_eval', 'dd_eval',
-          'report')
+KINDS = registry.BUILTIN_KINDS  # The policy families compared.
+STAGES = (('expert', 'data') + tuple(f'{k}_train' for k in KINDS) +
+          tuple(f'{k}_eval' for k in KINDS) + ('report',))
 # Rough wall time of each stage on a 2-core CPU (s), for the time-left line.
 # Measured on a 2-core CPU with an empty compilation cache (README.md).
 EXPECTED_SECONDS = {'expert': 130, 'data': 60, 'flow_train': 85,
                     'dd_train': 105, 'flow_eval': 245, 'dd_eval': 395,
                     'report': 5}
 # Stages run in this order; the branches of a tuple run side by side.
-PLAN = ('expert', 'data', (('flow_train', 'flow_eval'),
-                           ('dd_train', 'dd_eval')), 'report')
+PLAN = ('expert', 'data', tuple((f'{k}_train', f'{k}_eval') for k in KINDS),
+        'report')
 
 
 def wall_seconds(seconds_of, parallel: bool = True) -> float:
@@ -85,8 +86,6 @@ class Quickstart:
     self.log = log
     self.out = paths.resolve(config.output_dir)
     self.expert_dir = os.path.join(self.out, 'logs-expert', RUN_NAME)
-    self.flow_dir = os.path.join(self.out, 'logs-flow', RUN_NAME)
-    self.dd_dir = os.path.join(self.out, 'logs-dd', RUN_NAME)
     self.start = time.time()
 
   # -- bookkeeping --------------------------------------------------------------
@@ -126,7 +125,7 @@ class Quickstart:
     else:
       self._header(stage)
       t0 = time.time()
-      outputs = getattr(self, f'_{stage}')()
+      outputs = self._run(stage)
       self._mark(stage, time.time() - t0, outputs)
       self.log(f'[quickstart] {stage} done in '
                f'{cli.format_duration(time.time() - t0)}')
@@ -182,6 +181,15 @@ class Quickstart:
 
   # -- stages -------------------------------------------------------------------
 
+  def _run(self, stage):
+    """`self._<stage>()`; <kind>_train and <kind>_eval are `_bc` and
+    `_eval` of their kind unless an instance sets them."""
+    method = getattr(self, f'_{stage}', None)
+    if method is not None:
+      return method()
+    kind, _, step = stage.rpartition('_')
+    return self._bc(kind) if step == 'train' else self._eval(kind)
+
   def _expert(self):
     c = self.config.expert  # An interrupted earlier attempt resumes.
     with c.unlocked():
@@ -207,29 +215,24 @@ class Quickstart:
                       if done.any() else 0.0})
     return {'files': files}
 
-  def _bc(self, kind, make_policy):
+  def _bc(self, kind):
     c = self.config[kind]
     with c.unlocked():
       c.run_path = self.expert_dir
       c.logdir = os.path.join(self.out, f'logs-{kind}')
       c.run_name = RUN_NAME
-    return {'run_dir': train.train_and_evaluate(c, make_policy, kind,
-                                                log=self.log)}
+    return {'run_dir': train.train_and_evaluate(
+        c, registry.make_policy(kind), kind, log=self.log)}
 
-  def _flow_train(self):
-    return self._bc('flow', flow_model.make_policy)
-
-  def _dd_train(self):
-    return self._bc('dd', dd_model.make_policy)
-
-  def _eval(self, kind, run_dir, make_policy):
+  def _eval(self, kind):
     c = self.config[f'{kind}_eval']
     with c.unlocked():
       for k, v in self.config.eval.items():
         c[k] = v
+    run_dir = os.path.join(self.out, f'logs-{kind}', RUN_NAME)
     path = evaluate.evaluate(c, run_dir, os.path.join(self.out,
                                                       f'eval_{kind}'),
-                             make_policy, kind, log=self.log)
+                             registry.make_policy(kind), kind, log=self.log)
     rows = results.read_results(path)
     with summary.SummaryWriter(os.path.join(self.out, 'tb',
                                             f'{kind}_eval')) as w:
@@ -238,15 +241,9 @@ class Quickstart:
           w.write(delay, {f'{kind}/{method}/solve_rate': solved})
     return {'results': path}
 
-  def _flow_eval(self):
-    return self._eval('flow', self.flow_dir, flow_model.make_policy)
-
-  def _dd_eval(self):
-    return self._eval('dd', self.dd_dir, dd_model.make_policy)
-
   def _report(self):
     panels, combined = [], []
-    for kind, label in (('flow', 'flow'), ('dd', 'discrete diffusion')):
+    for kind, label in ((k, registry.label(k)) for k in KINDS):
       rows = results.read_results(os.path.join(self.out, f'eval_{kind}',
                                                'results.csv'))
       panels.append((label, rows))
@@ -319,8 +316,9 @@ def _check(config, flag_values):
   """Every stage's options before the first stage starts."""
   if flag_values.output_dir:
     config.output_dir = flag_values.output_dir
-  validate.check_model(config.flow.model, flow_model.make_policy, 'flow.')
-  validate.check_model(config.dd.model, dd_model.make_policy, 'dd.')
+  for kind in KINDS:
+    validate.check_model(config[kind].model, registry.make_policy(kind),
+                         f'{kind}.')
   option = '--output_dir' if flag_values.output_dir else '--config.output_dir'
   paths.check_writable_dir(paths.resolve(config.output_dir), option)
 

@@ -2,7 +2,7 @@ r"""Peak memory of loading and batching one paper-sized level of data.
 
   bazel run //rtc/bench:data [-- --steps=7813 --envs=128 --dir=/tmp]
 
-Writes a synthetic level file in the SPEC §6 layout (by default 7813 steps x
+Writes a synthetic level file in the DESIGN §10 layout (by default 7813 steps x
 128 envs = 1,000,064 transitions, 679 float32 observations: 2.7 GB, written
 in slices so the writer never holds it), then loads it with
 rtc.common.data.load_level_dataset and draws `--batches` shuffled batches of

@@ -1,4 +1,4 @@
-"""The shared MLP-Mixer backbone with adaLN-zero conditioning (SPEC §3).
+"""The shared MLP-Mixer backbone with adaLN-zero conditioning (DESIGN §3).
 
 Tokens are the H positions of an action chunk. A policy passes per-token
 features [B, H, F] (noisy actions for flow; for discrete diffusion bin
@@ -44,13 +44,13 @@ MAX_PERIOD = 4.0
 
 @dataclasses.dataclass(frozen=True)
 class MixerConfig:
-  """Backbone sizes shared by every policy kind (SPEC §3 defaults)."""
+  """Backbone sizes shared by every policy kind (DESIGN §3 defaults)."""
   channel_dim: int = 256
   channel_hidden_dim: int = 512
   token_hidden_dim: int = 64
   num_layers: int = 4
   action_chunk_size: int = 8
-  # Training-time RTC (SPEC §7): None disables; D draws delays in {0..D-1}.
+  # Training-time RTC (DESIGN §7): None disables; D draws delays in {0..D-1}.
   simulated_delay: Optional[int] = None
 
   def __post_init__(self):

@@ -1,6 +1,6 @@
 """Bidirectional decoding (BID): pick, among sampled chunks, the most coherent.
 
-One function for every policy kind (SPEC §4, §7). Given a sampler that draws
+One function for every policy kind (DESIGN §6). Given a sampler that draws
 chunks for a batch of observations:
 
 * backward loss of a candidate = sum_i w_i * ||chunk_i - prev_i|| with `exp`

@@ -1,8 +1,9 @@
 """The `train` and `eval` binaries of every policy kind, defined once.
 
-`rtc/<kind>/train.py` and `rtc/<kind>/eval.py` only name their policy:
+`rtc/<kind>/train.py` and `rtc/<kind>/eval.py` only name their policy
+kind, which rtc.common.registry maps to its family:
 
-  BINARY = binaries.train_binary('dd', dd_model.make_policy)
+  BINARY = binaries.train_binary('dd')
   if __name__ == '__main__':
     cli.run(BINARY)
 
@@ -24,12 +25,15 @@ from absl import flags
 from rtc.common import cli
 from rtc.common import evaluate
 from rtc.common import paths
+from rtc.common import registry
 from rtc.common import runs
 from rtc.common import train
 from rtc.common import validate
 
 
-def train_binary(kind: str, make_policy, log=print) -> cli.Binary:
+def train_binary(kind: str, make_policy=None, log=print) -> cli.Binary:
+  """`kind`'s train binary; `make_policy` defaults to the registry's."""
+  make_policy = make_policy or registry.make_policy(kind)
 
   def check(config, flag_values):
     del flag_values
@@ -56,7 +60,9 @@ def train_binary(kind: str, make_policy, log=print) -> cli.Binary:
       table=validate.BC_TRAIN, work=work, check=check)
 
 
-def eval_binary(kind: str, make_policy, log=print) -> cli.Binary:
+def eval_binary(kind: str, make_policy=None, log=print) -> cli.Binary:
+  """`kind`'s eval binary; `make_policy` defaults to the registry's."""
+  make_policy = make_policy or registry.make_policy(kind)
 
   def extra_flags(flag_values):
     flags.DEFINE_string('run_path', '',

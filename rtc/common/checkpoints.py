@@ -1,11 +1,11 @@
-"""Checkpoints: atomic per-level parameter pickles (SPEC §6).
+"""Checkpoints: atomic per-level parameter pickles (DESIGN §10).
 
 Layout: `<run>/<epoch>/policies/<level_name>.pkl`, each a pickled nested dict
 of numpy arrays. rtc writes its Haiku parameters as they are
 (`{module_path: {param_name: array}}`).
 
 `load_params(path)` also reads the earlier Flax implementation's pickles
-(../shared/docs/REFERENCE_FORMATS.md) and returns rtc's Haiku parameters:
+(DESIGN §10) and returns rtc's Haiku parameters:
 
 * flow policies (`in_proj`, `time_mlp`, `mlp_stack`, `final_adaln`, `out_proj`)
   -> the backbone's names under `flow/` (see rtc.common.backbone);

@@ -56,7 +56,7 @@ class CheckpointsTest(absltest.TestCase):
     for k, v in _params().items():
       for n, x in v.items():
         np.testing.assert_array_equal(back[k][n], x)
-    # A plain nested dict of numpy arrays (SPEC §6).
+    # A plain nested dict of numpy arrays (DESIGN §10).
     with open(path, 'rb') as f:
       raw = pickle.load(f)
     self.assertIsInstance(raw['flow/in_proj']['w'], np.ndarray)

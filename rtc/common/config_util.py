@@ -15,10 +15,13 @@ import os
 import re
 
 from rtc.common import paths
+from rtc.common import registry
 
 _OVERRIDE = re.compile(r'^--?(?:no)?config\.([^=]+)')
 _CONFIG_ARG = re.compile(r'^--?config(=|$)')
 _IMPORT = re.compile(r'^\s*from configs import (\w+)', re.M)
+# A config that loops over the built-in policy kinds builds on their files.
+_KINDS = re.compile(r'\bregistry\.BUILTIN_KINDS\b')
 
 
 def default_config(name: str) -> str:
@@ -64,8 +67,10 @@ def resolve_config_arg(argv) -> list[str]:
 
 
 def option_files(file: str) -> list[str]:
-  """`file` and the configs/*.py files it builds on (`from configs import`),
-  transitively: together they list every option."""
+  """`file` and the configs/*.py files it builds on (`from configs import`,
+  or configs/<kind>.py and <kind>_eval.py for a loop over
+  `registry.BUILTIN_KINDS`), transitively: together they list every
+  option."""
   out, todo = [], [file]
   while todo:
     f = todo.pop(0)
@@ -73,8 +78,12 @@ def option_files(file: str) -> list[str]:
       continue
     out.append(f)
     with open(f) as fh:
-      todo += [default_config(f'{name}.py') for name in _IMPORT.findall(
-          fh.read())]
+      text = fh.read()
+    names = _IMPORT.findall(text)
+    if _KINDS.search(text):
+      names += [f'{kind}{suffix}' for kind in registry.BUILTIN_KINDS
+                for suffix in ('', '_eval')]
+    todo += [default_config(f'{name}.py') for name in sorted(names)]
   return out
 
 

@@ -1,4 +1,4 @@
-"""Behaviour-cloning datasets (SPEC §6).
+"""Behaviour-cloning datasets (DESIGN §8, §10).
 
 A level's data is `data/<level_name>.npz` with arrays of leading axes
 [steps T, envs E]: `obs` [T,E,O] float32 (plain observation, no history),
@@ -59,7 +59,7 @@ def load_npz(path: str, keys=KEYS) -> dict:
   """Reads a level's .npz, memory-mapping uncompressed arrays.
 
   Raises a one-line error naming the file when it is missing, unreadable or
-  lacks the SPEC §6 arrays.
+  lacks the DESIGN §10 arrays.
   """
   if not os.path.isfile(path):
     raise FileNotFoundError(

@@ -4,11 +4,11 @@ Levels are named by their path relative to a worlds directory, e.g.
 `l/grasp_easy.json`. The default worlds directory is the one kinetix-env ships
 (`kinetix/levels`, which holds 8 of the paper's 12 large levels plus small `s/`
 and medium `m/` levels); `worlds_dir` points at another one, e.g.
-`../shared/worlds` for all 12. A level's file-system-safe name is
+the earlier implementation's `worlds/` (all 12; DESIGN §11). A level's name is
 `worlds_<id with / as _, without .json>`, e.g. `worlds_l_grasp_easy`, the name
 the earlier implementation gave its data files and checkpoints.
 
-`BatchedEnv` runs `num_envs` copies of one level (SPEC §5):
+`BatchedEnv` runs `num_envs` copies of one level (DESIGN §9):
 
 * symbolic-flat observations, continuous actions, frame skip and sizes from the
   level file, at most `max_timesteps` (256) steps per episode;
@@ -93,7 +93,7 @@ def parse_levels(spec) -> tuple[str, ...]:
 
 
 def level_name(level_id: str) -> str:
-  """`l/grasp_easy.json` -> `worlds_l_grasp_easy` (SPEC §6)."""
+  """`l/grasp_easy.json` -> `worlds_l_grasp_easy` (DESIGN §10)."""
   stem = level_id[:-len('.json')] if level_id.endswith('.json') else level_id
   return 'worlds_' + stem.strip('/').replace('/', '_')
 
@@ -147,7 +147,7 @@ def load_levels(level_ids: Sequence[str] | str,
       raise FileNotFoundError(
           f'Level file {path} not found: check --config.levels, or set '
           '--config.worlds_dir to the folder that holds it (e.g. '
-          '../shared/worlds for the paper levels).')
+          'the earlier implementation\'s worlds/ for the paper levels).')
     state, sp, ep = _load_level_file(path)
     if static_params is None:
       static_params, env_params = sp, ep
@@ -334,7 +334,7 @@ class BatchedEnv:
 
 
 def first_episode_metrics(stats: EpisodeStats) -> dict:
-  """Means over environments of the first finished episode (SPEC §5)."""
+  """Means over environments of the first finished episode (DESIGN §9)."""
   return {
       'returned_episode_returns': jnp.mean(stats.first_return),
       'returned_episode_lengths': jnp.mean(stats.first_length.astype(

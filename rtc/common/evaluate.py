@@ -2,8 +2,10 @@
 
 `evaluate(config, run_path, output_dir, make_policy, kind)` loads the
 policies of one epoch of a behaviour-cloning run (rtc's own or the earlier
-implementation's directory layout) and runs the SPEC §5 sweep
-(rtc.common.sweep) into `<output_dir>/results.csv`, resumably.
+implementation's directory layout) and runs the evaluation sweep
+(DESIGN §9; rtc.common.sweep) into
+`<output_dir>/results.csv`, resumably. `make_policy` None takes `kind`'s
+from rtc.common.registry.
 
 The model options come from the run's config.json (`--config.model` only
 for directories without one), except the decoding options of
@@ -15,12 +17,13 @@ directory evaluated with other settings is an error, not a mix of rows.
 
 import json
 import os
-from typing import Callable
+from typing import Callable, Optional
 
 from rtc.common import checkpoints
 from rtc.common import envs
 from rtc.common import options
 from rtc.common import paths
+from rtc.common import registry
 from rtc.common import rollout
 from rtc.common import runs
 from rtc.common import sweep
@@ -46,11 +49,13 @@ def methods_from_config(config, simulated_delay) -> list[rollout.Method]:
   return out
 
 
-def evaluate(config, run_path: str, output_dir: str, make_policy: Callable,
-             kind: str, log: Callable[[str], None] = print) -> str:
+def evaluate(config, run_path: str, output_dir: str,
+             make_policy: Optional[Callable], kind: str,
+             log: Callable[[str], None] = print) -> str:
   if not run_path:
     raise ValueError('--run_path is required: a training run directory, e.g. '
                      f'logs-{kind}/<run_name>.')
+  make_policy = make_policy or registry.make_policy(kind)
   run_dir = paths.resolve(run_path)
   epoch = checkpoints.resolve_epoch(run_dir, int(config.step))
   run_cfg = runs.read_run_config(run_dir)

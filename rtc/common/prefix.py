@@ -1,6 +1,6 @@
 """Prefix weights: how strongly each position of a new chunk follows the previous one.
 
-`prefix_weights(start, end, total, schedule)` (SPEC §1) returns `w` of length
+`prefix_weights(start, end, total, schedule)` (DESIGN §1) returns `w` of length
 `total`:
 
 * `start` is the inference delay d: positions `< start` were executed while the
@@ -35,7 +35,7 @@ def check_schedule(schedule: str) -> str:
 
 
 def prefix_weights(start, end, total: int, schedule: str) -> jax.Array:
-  """Per-position weights [total] for the prefix of a new chunk (SPEC §1)."""
+  """Per-position weights [total] for the prefix of a new chunk (DESIGN §1)."""
   check_schedule(schedule)
   idx = jnp.arange(total)
   start = jnp.minimum(start, end)

@@ -1,6 +1,6 @@
-"""Closed-loop evaluation of action-chunking policies (SPEC §5).
+"""Closed-loop evaluation of action-chunking policies (DESIGN §9).
 
-One rollout function serves every policy kind: it only calls the SPEC §2
+One rollout function serves every policy kind: it only calls the DESIGN §2
 interface (`action`, `realtime_action`, `bid_action`, and
 `training_time_action` for models trained with a simulated delay).
 
@@ -73,7 +73,7 @@ def check_delay_horizon(delay: int, execute_horizon: int, horizon: int):
 
 def next_chunk(policy, method: Method, params, weak_params, key, obs,
                num_steps: int, prev_chunk, delay, execute_horizon):
-  """The policy's next chunk for `method` (SPEC §5 sweep definitions)."""
+  """The policy's next chunk for `method` (DESIGN §9, "Methods")."""
   horizon = policy.horizon
   if method.name == 'naive':
     return policy.action(params, key, obs, num_steps)

@@ -59,7 +59,8 @@ def level_ids_for_names(names, worlds_dir: str | None) -> tuple[str, ...]:
     if name not in by_name:
       raise FileNotFoundError(
           f'No level file in {root} is named {name}: set --config.worlds_dir '
-          'to the folder its level came from (e.g. ../shared/worlds), or '
+          'to the folder its level came from (e.g. the earlier '
+          'implementation\'s worlds/ for the paper levels), or '
           'list the levels with --config.levels.')
     ids.append(by_name[name])
   return tuple(ids)

@@ -1,4 +1,4 @@
-"""The evaluation sweep over delays, execution horizons and methods (SPEC §5).
+"""The evaluation sweep over delays, execution horizons, methods (DESIGN §9).
 
 For every (delay d, execution horizon s, method) all levels are evaluated at
 once (vmapped, sharded over devices) and their rows appended to

@@ -15,7 +15,7 @@ ACTION_DIM = 6
 def write_dataset(path: str, t_len: int = 64, num_envs: int = 4,
                   obs_dim: int = TINY_OBS_DIM, action_dim: int = ACTION_DIM,
                   seed: int = 0, episode: int = 20) -> None:
-  """A learnable synthetic dataset in the SPEC §6 layout.
+  """A learnable synthetic dataset in the DESIGN §10 layout.
 
   Actions are a fixed smooth function of the observation, so behaviour
   cloning can fit them; episodes end every `episode` steps.

@@ -3,7 +3,7 @@
 `train_and_evaluate(config, make_policy, kind)` trains one independent policy
 per level, all levels at once (vmapped over a level axis that is sharded over
 local devices, rtc.common.sharding), on the expert data in
-`<config.run_path>/data/` (SPEC §6):
+`<config.run_path>/data/` (DESIGN §8):
 
 * AdamW (learning rate with linear warm-up, weight decay), global-norm
   clipping, shuffled epochs (rtc.common.data).

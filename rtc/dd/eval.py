@@ -8,9 +8,8 @@ See configs/dd_eval.py and configs/common.py for every option.
 
 from rtc.common import binaries
 from rtc.common import cli
-from rtc.dd import model as dd_model
 
-BINARY = binaries.eval_binary('dd', dd_model.make_policy)
+BINARY = binaries.eval_binary('dd')
 
 if __name__ == '__main__':
   cli.run(BINARY)

@@ -1,4 +1,4 @@
-r"""Discrete-diffusion action-chunking policy (SPEC §7), a drop-in sibling of
+r"""Discrete-diffusion action-chunking policy (DESIGN §5), a drop-in sibling of
 rtc.flow.model.FlowPolicy on the shared backbone.
 
 Notation: K bins, corruption level t in [0, 1] (t = 0 clean, t = 1 uniform
@@ -53,7 +53,6 @@ noise), chunk tokens x [B, H, A] of bin indices.
 """
 
 import dataclasses
-import functools
 import math
 from typing import Callable, Optional
 
@@ -62,7 +61,6 @@ import jax
 import jax.numpy as jnp
 
 from rtc.common import backbone
-from rtc.common import bid
 from rtc.common import policy
 from rtc.common import prefix
 
@@ -433,20 +431,6 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     # Pinned positions return the previous chunk's bins exactly.
     return jnp.where(pinned[None, :, None], self.from_bins(y), out)
 
-  def bid_action(self, params, rng, obs, num_steps: int, prev_chunk,
-                 inference_delay, prefix_attention_horizon, n_samples: int,
-                 weak_params=None, bid_k: Optional[int] = None):
-    weak = None
-    if weak_params is not None:
-      weak = functools.partial(self._sampler, weak_params, num_steps)
-    return bid.bid_action(
-        functools.partial(self._sampler, params, num_steps), rng, obs,
-        prev_chunk, inference_delay, prefix_attention_horizon, n_samples,
-        weak, bid_k)
-
-  def _sampler(self, params, num_steps, rng, obs):
-    return self.action(params, rng, obs, num_steps)
-
   def training_time_action(self, params, rng, obs, num_steps: int,
                            prev_chunk, inference_delay, noise=None):
     """The first d positions are the previous chunk's bins at level 0."""
@@ -462,10 +446,7 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
 
   def loss_and_metrics(self, params, rng, obs, action):
     """Cross-entropy against the clean bins (and bin accuracy)."""
-    expected = (obs.shape[0], self.horizon, self.action_dim)
-    if action.shape != expected:
-      raise ValueError(f'action must have shape {expected}, got '
-                       f'{action.shape}.')
+    self.check_action(obs, action)
     batch = obs.shape[0]
     level_rng, noise_rng, delay_rng = jax.random.split(rng, 3)
     x0 = self.to_bins(action)
@@ -492,11 +473,5 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     accuracy = jnp.sum(correct * weight) / denom
     return loss, {'cross_entropy': loss, 'bin_accuracy': accuracy}
 
-  def loss(self, params, rng, obs, action):
-    return self.loss_and_metrics(params, rng, obs, action)[0]
 
-
-def make_policy(model, obs_dim: int, action_dim: int):
-  """A DiscreteDiffusionPolicy from model options (a dict or ConfigDict)."""
-  model = model.to_dict() if hasattr(model, 'to_dict') else dict(model)
-  return DiscreteDiffusionPolicy(ModelConfig(**model), obs_dim, action_dim)
+make_policy = policy.maker(DiscreteDiffusionPolicy, ModelConfig)

@@ -10,9 +10,8 @@ See configs/dd.py and configs/common.py for every option.
 
 from rtc.common import binaries
 from rtc.common import cli
-from rtc.dd import model as dd_model
 
-BINARY = binaries.train_binary('dd', dd_model.make_policy)
+BINARY = binaries.train_binary('dd')
 
 if __name__ == '__main__':
   cli.run(BINARY)

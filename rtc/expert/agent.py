@@ -1,6 +1,6 @@
 """The PPO expert: actor-critic MLPs and a squashed-normal action distribution.
 
-Network (../shared/docs/REFERENCE_FORMATS.md, "Expert (PPO) agent"): separate
+Network (DESIGN §10, "PPO expert"): separate
 actor and critic MLPs, each 2 hidden layers of 256 units with tanh,
 orthogonal initialisation with gains sqrt(2), sqrt(2) and then 0.01 for the
 actor head and 1 for the critic head (biases zero), and a learned log-std

@@ -1,4 +1,4 @@
-r"""Generates behaviour-cloning data from an expert run (SPEC §6).
+r"""Generates behaviour-cloning data from an expert run (DESIGN §10).
 
   bazel run //rtc/expert:generate_data -- --config=configs/data.py \
       --config.run_path=logs-expert/<run>

@@ -1,11 +1,11 @@
 """Expert run directories: layout, statistics and the choice of checkpoints.
 
-Layout (the earlier Flax implementation's, ../shared/docs/REFERENCE_FORMATS.md):
+Layout (the earlier Flax implementation's, DESIGN §10):
 
   <run>/seed_<i>/<update>/policies/<level_name>.pkl   agent parameters
   <run>/seed_<i>/<update>/stats/<level_name>.json     returned_episode_solved,
                                                       ..._returns, ..._lengths
-  <run>/data/<level_name>.npz                         generated data (SPEC §6)
+  <run>/data/<level_name>.npz                         data (DESIGN §10)
 
 rtc's own runs add `<run>/config.json` (rtc.common.runs) and `<run>/tb`.
 rtc writes a checkpoint's statistics first and its policy second, both

@@ -1,4 +1,4 @@
-"""Flow-matching action-chunking policy (SPEC §4) on the shared backbone.
+"""Flow-matching action-chunking policy (DESIGN §4) on the shared backbone.
 
 Time runs from 0 (Gaussian noise) to 1 (data).
 
@@ -23,14 +23,10 @@ Every method is pure and jit-able with params first; `inference_delay` and
 `prefix_attention_horizon` may be traced values.
 """
 
-import functools
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 
 from rtc.common import backbone
-from rtc.common import bid
 from rtc.common import policy
 from rtc.common import prefix
 
@@ -112,25 +108,10 @@ class FlowPolicy(policy.ChunkPolicy):
 
     return self._integrate(x0, num_steps, guided)
 
-  def bid_action(self, params, rng, obs, num_steps: int, prev_chunk,
-                 inference_delay, prefix_attention_horizon, n_samples: int,
-                 weak_params=None, bid_k: Optional[int] = None):
-    """BID over `n_samples` chunks (weak policy: `weak_params` + `bid_k`)."""
-    weak = None
-    if weak_params is not None:
-      weak = functools.partial(self._sampler, weak_params, num_steps)
-    return bid.bid_action(
-        functools.partial(self._sampler, params, num_steps), rng, obs,
-        prev_chunk, inference_delay, prefix_attention_horizon, n_samples,
-        weak, bid_k)
-
-  def _sampler(self, params, num_steps, rng, obs):
-    return self.action(params, rng, obs, num_steps)
-
   def training_time_action(self, params, rng, obs, num_steps: int,
                            prev_chunk, inference_delay, noise=None):
     """For `simulated_delay` models: the first d positions come clean from
-    `prev_chunk` with per-token time 1 (SPEC §7)."""
+    `prev_chunk` with per-token time 1 (DESIGN §7)."""
     mask = jnp.arange(self.horizon)[None, :] < inference_delay  # [1, H]
     mask = jnp.broadcast_to(mask, (obs.shape[0], self.horizon))
     x0 = self._noise(rng, obs, noise)
@@ -147,10 +128,7 @@ class FlowPolicy(policy.ChunkPolicy):
 
   def loss_and_metrics(self, params, rng, obs, action):
     """Flow-matching MSE (and per-example metrics for logging)."""
-    expected = (obs.shape[0], self.horizon, self.action_dim)
-    if action.shape != expected:
-      raise ValueError(f'action must have shape {expected}, got '
-                       f'{action.shape}.')
+    self.check_action(obs, action)
     noise_rng, time_rng, delay_rng = jax.random.split(rng, 3)
     batch = obs.shape[0]
     time = jax.random.uniform(time_rng, (batch,))
@@ -173,11 +151,5 @@ class FlowPolicy(policy.ChunkPolicy):
         jnp.sum(keep) * self.action_dim, 1.0)
     return loss, {'mse': loss, 'mean_delay': jnp.mean(delay)}
 
-  def loss(self, params, rng, obs, action):
-    return self.loss_and_metrics(params, rng, obs, action)[0]
 
-
-def make_policy(model, obs_dim: int, action_dim: int) -> FlowPolicy:
-  """A FlowPolicy from model options (a dict or ConfigDict)."""
-  model = model.to_dict() if hasattr(model, 'to_dict') else dict(model)
-  return FlowPolicy(ModelConfig(**model), obs_dim, action_dim)
+make_policy = policy.maker(FlowPolicy, ModelConfig)

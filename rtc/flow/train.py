@@ -10,9 +10,8 @@ See configs/flow.py and configs/common.py for every option.
 
 from rtc.common import binaries
 from rtc.common import cli
-from rtc.flow import model as flow_model
 
-BINARY = binaries.train_binary('flow', flow_model.make_policy)
+BINARY = binaries.train_binary('flow')
 
 if __name__ == '__main__':
   cli.run(BINARY)
