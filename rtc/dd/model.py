@@ -29,9 +29,12 @@ noise), chunk tokens x [B, H, A] of bin indices.
   (`reverse_mixture`), and p_theta is drawn from by a two-level inverse CDF
   over blocks of bins (`reverse_sample`).
 * `action`: x_1 uniform (or `noise=`, starting bins [B, H, A] int32), then
-  `num_steps` equal steps 1 -> 0; the last yields x_0. Output: bin centres, or
-  with `model.expected_value_output` the expectation of the centres under the
-  last step's p_theta.
+  `num_steps` equal steps 1 -> 0; the last yields x_0. Output per
+  `model.decode` (rtc.dd.ordinal): its bin centres ('sample'), the expected
+  centre under the last step's p_theta, or its most likely bin's centre.
+* Ordinal options (rtc.dd.ordinal; off by default): smoothed targets
+  (`target_sigma`), bin-centre input features, a low-rank ordinal output
+  basis (`ordinal_head`).
 * `realtime_action` (no gradients): prefix weights w (rtc.common.prefix) on
   the previous chunk's bins y. Positions with w = 1 are pinned: at every step
   their token is y forward-corrupted to the current level, and exactly y at
@@ -65,20 +68,35 @@ from rtc.common import backbone
 from rtc.common import bid
 from rtc.common import policy
 from rtc.common import prefix
+from rtc.dd import ordinal
 
 ROOT = 'dd'
 EMBED = 'dd_embed'
+HEAD = 'dd_ordinal_head'
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(backbone.MixerConfig):
   num_bins: int = 256
   bin_embedding_dim: int = 32
-  # Decode the last step as the expected bin centre instead of a sample.
-  expected_value_output: bool = False
+  # Ordinal options and decoding (rtc.dd.ordinal); the defaults are the
+  # seed's model. A run's config.json written before them reads as these.
+  target_sigma: float = 0.0
+  centre_features: bool = False
+  ordinal_head: int = 0
+  decode: str = 'sample'
 
   def __post_init__(self):
     super().__post_init__()
+    if self.decode not in ordinal.DECODES:
+      raise ValueError(f'model.decode must be one of {ordinal.DECODES}, got '
+                       f'{self.decode!r}.')
+    if self.target_sigma < 0:
+      raise ValueError('model.target_sigma must be >= 0 (bin widths; 0 = '
+                       f'one-hot), got {self.target_sigma}.')
+    if self.ordinal_head < 0 or self.ordinal_head == 1:
+      raise ValueError('model.ordinal_head must be 0 (off) or >= 2, got '
+                       f'{self.ordinal_head}.')
     if self.num_bins < 2:
       raise ValueError(f'model.num_bins must be >= 2, got {self.num_bins}.')
     if self.bin_embedding_dim < 1:
@@ -336,13 +354,20 @@ class BinEmbedding(hk.Module):
   """x [B,H,A] bins -> concatenated per-dimension embeddings [B,H,A*E], as a
   backbone.TableLookup (the backbone projects them without gathering)."""
 
-  def __init__(self, action_dim, num_bins, dim, name=None):
+  def __init__(self, action_dim, num_bins, dim, centre_features=False,
+               name=None):
     super().__init__(name=name)
     self._shape = (action_dim, num_bins, dim)
+    self._centre = centre_features
 
   def __call__(self, x):
+    # With centre features the table learns what they miss, from zero.
+    init = (jnp.zeros if self._centre else
+            hk.initializers.TruncatedNormal(1.0))
     table = hk.get_parameter('embeddings', self._shape, jnp.float32,
-                             init=hk.initializers.TruncatedNormal(1.0))
+                             init=init)
+    if self._centre:
+      table = table + ordinal.centre_features(*self._shape[1:])[None]
     return backbone.TableLookup(table, x)
 
 
@@ -358,10 +383,16 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
 
     def net(obs, x_bins, level, tilt=None):
       tokens = BinEmbedding(action_dim, k, model_config.bin_embedding_dim,
-                            name=EMBED)(x_bins)
+                            model_config.centre_features, name=EMBED)(x_bins)
       extra = None if tilt is None else tilt_terms(*tilt, num_bins=k)
-      out = backbone.MixerBackbone(model_config, action_dim * k, name=ROOT)(
-          tokens, obs, level, out_extra=extra)
+      with hk.name_scope(HEAD):
+        head = ordinal.ordinal_head(model_config.ordinal_head,
+                                    model_config.channel_dim, action_dim, k,
+                                    f'{ROOT}/out_proj/w')
+      with head:
+        out = backbone.MixerBackbone(model_config, action_dim * k,
+                                     name=ROOT)(tokens, obs, level,
+                                                out_extra=extra)
       return out.reshape(out.shape[:2] + (action_dim, k))
 
     super().__init__(model_config, obs_dim, action_dim, net)
@@ -394,10 +425,7 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     return noise.astype(jnp.int32)
 
   def _decode(self, x0, logits):
-    if self.config.expected_value_output:
-      p0 = jax.nn.softmax(logits, axis=-1)
-      return jnp.sum(p0 * bin_centres(self.num_bins), axis=-1)
-    return self.from_bins(x0)
+    return ordinal.decode(x0, logits, self.config.decode)
 
   def _sample(self, params, rng, obs, num_steps, noise, tilt=None,
               **constraints):
@@ -482,8 +510,8 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     x_t = corrupt(noise_rng, x0, token_level, self.num_bins)
     cond = level if self.config.simulated_delay is None else token_level
     logits = self.logits(params, obs, x_t, cond)
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    nll = -jnp.take_along_axis(logp, x0[..., None], axis=-1)[..., 0]
+    nll = ordinal.smoothed_cross_entropy(logits, x0,
+                                         self.config.target_sigma)
     weight = jnp.broadcast_to(covered[..., None], nll.shape).astype(
         jnp.float32)
     denom = jnp.maximum(jnp.sum(weight), 1.0)
@@ -499,4 +527,8 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
 def make_policy(model, obs_dim: int, action_dim: int):
   """A DiscreteDiffusionPolicy from model options (a dict or ConfigDict)."""
   model = model.to_dict() if hasattr(model, 'to_dict') else dict(model)
+  # Runs written before model.decode have expected_value_output instead.
+  legacy = model.pop('expected_value_output', None)
+  if model.get('decode') is None:
+    model['decode'] = 'expected_value' if legacy else 'sample'
   return DiscreteDiffusionPolicy(ModelConfig(**model), obs_dim, action_dim)
