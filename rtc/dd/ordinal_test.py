@@ -102,9 +102,9 @@ class FeaturesTest(absltest.TestCase):
     np.testing.assert_allclose(head.logits(params, obs, x, 0.5),
                                seed.logits(seed_params, obs, x, 0.5),
                                atol=1e-6)
-    # A unit weight on the basis' first function (the centre c) tilts every
-    # bin's logit by its centre times the final features' sum.
-    params[dd_model.HEAD]['weights'] = jnp.zeros((32, A, 4)).at[:, :, 0].set(
+    # A unit weight from channel 0 to the basis' first function (the centre
+    # c) adds h_0 * c_k to bin k's logit: a slope constant over the bins.
+    params[dd_model.HEAD]['weights'] = jnp.zeros((32, A, 4)).at[0, :, 0].set(
         1.0)
     diff = head.logits(params, obs, x, 0.5) - seed.logits(seed_params, obs,
                                                           x, 0.5)
