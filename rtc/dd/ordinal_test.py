@@ -160,7 +160,12 @@ class DecodeTest(parameterized.TestCase):
 
 class LearningTest(absltest.TestCase):
   """A tiny DD with the ordinal options learns the synthetic regression of
-  `bazel run //rtc/bench:dd_learning` (smaller) within a stated budget."""
+  `bazel run //rtc/bench:dd_learning` (smaller) within a stated budget.
+
+  With this seed it reaches MAE 0.07 / 0.04 after 200 / 300 steps; the
+  seed's model (one-hot targets, free table, no head, sampled bins) is
+  still at 0.42 / 0.39 there (measured by hand, 2026-11-30), so the test
+  fails without the ordinal options."""
 
   def test_tiny_ordinal_dd_learns_the_synthetic_task(self):
     steps, batch, mae_goal = STEPS, 64, MAE_GOAL
@@ -194,7 +199,7 @@ class LearningTest(absltest.TestCase):
     self.assertLess(mae, mae_goal)
 
 
-STEPS, MAE_GOAL = 400, 0.12
+STEPS, MAE_GOAL = 250, 0.1
 
 if __name__ == '__main__':
   absltest.main()
