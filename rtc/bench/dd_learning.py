@@ -8,8 +8,10 @@ Adam 1e-3; batch 256; 5 sampling steps. Prints, from one run, the mean
 absolute error of `action` on 256 fresh observations after each of
 `--steps` training steps, for flow and every DD variant (each DD checkpoint
 decoded three ways: sample / expected_value / mode), the last loss, and the
-wall time of a training step (the median over blocks of 50 steps) with its
-ratio to flow's. The goals: some DD variant <= 1.5x flow's MAE at 600 steps,
+wall time of a training step with its ratio to flow's: first, every
+policy's step is timed in interleaved rounds of 50 steps (the median), so a
+change of machine load while the variants train one after another does not
+bias the ratios (`--learn=false` stops there). The goals: some DD variant <= 1.5x flow's MAE at 600 steps,
 with a train step <= 1.3x flow's.
 """
 
@@ -50,6 +52,11 @@ _STEPS = flags.DEFINE_list('steps', ['300', '600', '1200'],
 _VARIANTS = flags.DEFINE_list('variants', list(VARIANTS),
                               f'DD variants to run, of {list(VARIANTS)}.')
 _SEED = flags.DEFINE_integer('seed', 0, 'Seed of W, the data and the init.')
+_TIMING_ROUNDS = flags.DEFINE_integer(
+    'timing_rounds', 5, f'Rounds of {BLOCK} interleaved train steps per '
+    'policy behind the step times (0: the training blocks\' median instead).')
+_LEARN = flags.DEFINE_bool('learn', True,
+                           'Train and measure MAE (false: step times only).')
 
 
 def task(seed: int):
@@ -72,11 +79,10 @@ def make(name: str):
                               ACTION_DIM)
 
 
-def train_and_measure(policy, sample, steps, seed, decodes=('sample',)):
-  """{'mae': {(decode, step): MAE}, 'step_s': seconds, 'loss': last loss}."""
+def make_train_step(policy, sample, seed):
+  """(params, optimiser state, jitted step(params, state, key))."""
   opt = optax.adam(LEARNING_RATE)
   params = policy.init(jax.random.key(seed))
-  state = opt.init(params)
 
   @jax.jit
   def train_step(params, state, key):
@@ -86,6 +92,33 @@ def train_and_measure(policy, sample, steps, seed, decodes=('sample',)):
                                                    chunk)
     updates, state = opt.update(grads, state, params)
     return optax.apply_updates(params, updates), state, loss
+
+  return params, opt.init(params), train_step
+
+
+def interleaved_step_times(steps: dict, rounds: int) -> dict:
+  """{name: median seconds per step}: `rounds` rounds, each timing BLOCK
+  steps of every policy in turn, so a change of machine load hits all."""
+  times = {name: [] for name in steps}
+  state = {name: fn[:2] for name, fn in steps.items()}
+  for name, (params, opt_state, step) in steps.items():
+    jax.block_until_ready(step(params, opt_state, jax.random.key(0)))
+  for r in range(rounds):
+    for name, (_, _, step) in steps.items():
+      params, opt_state = state[name]
+      t0 = time.perf_counter()
+      for i in range(BLOCK):
+        params, opt_state, loss = step(params, opt_state,
+                                       jax.random.key(r * BLOCK + i))
+      jax.block_until_ready(loss)
+      times[name].append((time.perf_counter() - t0) / BLOCK)
+      state[name] = (params, opt_state)
+  return {name: statistics.median(t) for name, t in times.items()}
+
+
+def train_and_measure(policy, sample, steps, seed, decodes=('sample',)):
+  """{'mae': {(decode, step): MAE}, 'step_s': seconds, 'loss': last loss}."""
+  params, state, train_step = make_train_step(policy, sample, seed)
 
   test_obs, test_chunk = sample(jax.random.key(seed + 2000), EVAL_BATCH)
   actions = {}
@@ -129,14 +162,26 @@ def main(argv):
                      f'{list(VARIANTS)}.')
   print(f'devices: {jax.devices()}', flush=True)
   sample = task(_SEED.value)
+  names = ['flow'] + list(_VARIANTS.value)
+  step_s = {}
+  if _TIMING_ROUNDS.value:
+    step_s = interleaved_step_times(
+        {n: make_train_step(make(n), sample, _SEED.value) for n in names},
+        _TIMING_ROUNDS.value)
+    print('train step (interleaved): ' + ', '.join(
+        f'{n} {timing.fmt(t)} ({t / step_s["flow"]:.2f}x flow)'
+        for n, t in step_s.items()), flush=True)
+  if not _LEARN.value:
+    return
   results = {}
-  for name in ['flow'] + list(_VARIANTS.value):
+  for name in names:
     policy = make(name)
     decodes = ('sample',) if name == 'flow' else ordinal.DECODES
     t0 = time.perf_counter()
     results[name] = train_and_measure(policy, sample, steps, _SEED.value,
                                       decodes)
     r = results[name]
+    r['step_s'] = step_s.get(name, r['step_s'])
     print(f'  {name}: ' + ', '.join(
         f'{how}@{s} {m:.3f}' for (how, s), m in sorted(r['mae'].items())) +
           f'; step {timing.fmt(r["step_s"])}; loss {r["loss"]:.3f} '
