@@ -45,6 +45,8 @@ VARIANTS = {
                     ordinal_head=8),
     'ordinal_k64': dict(num_bins=64, target_sigma=1.0, centre_features=True,
                         ordinal_head=8),
+    'ordinal_k32': dict(num_bins=32, target_sigma=1.0, centre_features=True,
+                        ordinal_head=8),
 }
 
 _STEPS = flags.DEFINE_list('steps', ['300', '600', '1200'],
