@@ -4,12 +4,35 @@
       --config.run_path=logs-expert/<run>
 
 Training-time RTC: --config.model.simulated_delay=<D>.
+
+Presets: '' (the default) is the seed's model (K = 256 bins, uniform
+corruption) with the ordinal options chosen by measurement
+(`bazel run //rtc/bench:dd_learning`, README.md "Why DD learned slowly");
+'seed' is the seed's model exactly (one-hot cross-entropy, a free bin
+embedding table, no ordinal head, sampled bins), e.g.
+--config=configs/dd.py:seed.
+
+Model options of rtc.dd.ordinal, recorded in the run's config.json:
+* model.target_sigma: HL-Gauss target width in bin widths (0 = one-hot).
+* model.centre_features: bin-centre sin-cos features in the bin embedding.
+* model.ordinal_head: size of the ordinal output basis (0 = off, else >= 2).
+* model.decode: 'sample' | 'expected_value' | 'mode', how the last
+  denoising step becomes actions (an evaluation may override it).
 """
 
 from configs import common
 
+# Chosen by measurement (README.md, "Why DD learned slowly").
+ORDINAL = dict(target_sigma=1.0, centre_features=True, ordinal_head=8,
+               decode='expected_value')
+SEED = dict(target_sigma=0.0, centre_features=False, ordinal_head=0,
+            decode='sample')
 
-def get_config():
+
+def get_config(preset: str = ''):
+  if preset not in ('', 'seed'):
+    raise ValueError(f"configs/dd.py: unknown preset {preset!r}; use '' "
+                     "(the default) or 'seed'.")
+  options = SEED if preset == 'seed' else ORDINAL
   return common.bc_train(
-      'logs-dd', common.model(num_bins=256, bin_embedding_dim=32,
-                              expected_value_output=False))
+      'logs-dd', common.model(num_bins=256, bin_embedding_dim=32, **options))

@@ -11,6 +11,7 @@ sweep recorded in README.md ("Choosing g").
 from ml_collections import config_dict
 
 from configs import common
+from configs import dd
 
 # Chosen by measurement: see README.md, "Choosing g".
 DEFAULT_GUIDANCE = 3.0
@@ -20,8 +21,10 @@ def get_config():
   c = common.sweep(
       num_evals=128, max_guidance_weight=DEFAULT_GUIDANCE,
       model_config=common.model(num_bins=256, bin_embedding_dim=32,
-                                expected_value_output=False))
-  # Decode the last denoising step as the expected bin centre (True) or a
-  # sample (False); None: as the run was trained (its model options).
-  c.expected_value_output = config_dict.placeholder(bool)
+                                **dd.SEED))
+  # How the last denoising step becomes actions: 'sample' (the sampled bins'
+  # centres), 'expected_value' (the expected centre under p_theta) or 'mode'
+  # (the most likely bin's centre); None: as the run was trained (its
+  # model.decode; runs from before it: their expected_value_output).
+  c.decode = config_dict.placeholder(str)
   return c

@@ -30,7 +30,7 @@ from rtc.common import sweep
 
 # Model options that only change how a chunk is decoded, so an evaluation
 # may set them for a trained run (None: the run's value).
-DECODE_OPTIONS = ('expected_value_output',)
+DECODE_OPTIONS = ('expected_value_output', 'decode')
 SETTINGS_FILE = 'eval_settings.json'
 
 

@@ -134,12 +134,16 @@ class ChunkPolicy(abc.ABC):
     return self.action(params, rng, obs, num_steps)
 
 
-def maker(policy_class: type, config_class: type) -> Callable:
+def maker(policy_class: type, config_class: type,
+          upgrade: Optional[Callable[[dict], dict]] = None) -> Callable:
   """The family's make_policy(model, obs_dim, action_dim): a `policy_class`
-  from model options (a dict or ConfigDict) checked by `config_class`."""
+  from model options (a dict or ConfigDict) checked by `config_class`;
+  `upgrade` maps older runs' options (a dict) to the current ones first."""
 
   def make_policy(model, obs_dim: int, action_dim: int):
     model = model.to_dict() if hasattr(model, 'to_dict') else dict(model)
+    if upgrade is not None:
+      model = upgrade(model)
     return policy_class(config_class(**model), obs_dim, action_dim)
 
   make_policy.__doc__ = (f'A {policy_class.__name__} from model options (a '

@@ -29,9 +29,11 @@ noise), chunk tokens x [B, H, A] of bin indices.
   (`reverse_mixture`), and p_theta is drawn from by a two-level inverse CDF
   over blocks of bins (`reverse_sample`).
 * `action`: x_1 uniform (or `noise=`, starting bins [B, H, A] int32), then
-  `num_steps` equal steps 1 -> 0; the last yields x_0. Output: bin centres, or
-  with `model.expected_value_output` the expectation of the centres under the
-  last step's p_theta.
+  `num_steps` equal steps 1 -> 0; the last yields x_0. Output per
+  `model.decode` (rtc.dd.ordinal): its bin centres ('sample'), the expected
+  centre under the last step's p_theta, or its most likely bin's centre.
+* Ordinal options (rtc.dd.ordinal; off by default): smoothed targets,
+  bin-centre input features, an ordinal output basis.
 * `realtime_action` (no gradients): prefix weights w (rtc.common.prefix) on
   the previous chunk's bins y. Positions with w = 1 are pinned: at every step
   their token is y forward-corrupted to the current level, and exactly y at
@@ -53,7 +55,6 @@ noise), chunk tokens x [B, H, A] of bin indices.
 """
 
 import dataclasses
-import math
 from typing import Callable, Optional
 
 import haiku as hk
@@ -63,20 +64,39 @@ import jax.numpy as jnp
 from rtc.common import backbone
 from rtc.common import policy
 from rtc.common import prefix
+from rtc.dd import ordinal
+from rtc.dd import reverse
 
 ROOT = 'dd'
+reverse_probs, reverse_mixture = reverse.reverse_probs, reverse.reverse_mixture
+reverse_sample, sample_logits = reverse.reverse_sample, reverse.sample_logits
+block_size, _max_last = reverse.block_size, reverse.max_last
 EMBED = 'dd_embed'
+HEAD = 'dd_ordinal_head'
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(backbone.MixerConfig):
   num_bins: int = 256
   bin_embedding_dim: int = 32
-  # Decode the last step as the expected bin centre instead of a sample.
-  expected_value_output: bool = False
+  # Ordinal options and decoding (rtc.dd.ordinal); the defaults are the
+  # seed's model. A run's config.json written before them reads as these.
+  target_sigma: float = 0.0
+  centre_features: bool = False
+  ordinal_head: int = 0
+  decode: str = 'sample'
 
   def __post_init__(self):
     super().__post_init__()
+    if self.decode not in ordinal.DECODES:
+      raise ValueError(f'model.decode must be one of {ordinal.DECODES}, got '
+                       f'{self.decode!r}.')
+    if self.target_sigma < 0:
+      raise ValueError('model.target_sigma must be >= 0 (bin widths; 0 = '
+                       f'one-hot), got {self.target_sigma}.')
+    if self.ordinal_head < 0 or self.ordinal_head == 1:
+      raise ValueError('model.ordinal_head must be 0 (off) or >= 2, got '
+                       f'{self.ordinal_head}.')
     if self.num_bins < 2:
       raise ValueError(f'model.num_bins must be >= 2, got {self.num_bins}.')
     if self.bin_embedding_dim < 1:
@@ -113,143 +133,6 @@ def corrupt(rng: jax.Array, x0: jax.Array, t, num_bins: int) -> jax.Array:
   keep = jax.random.uniform(keep_rng, x0.shape) >= t
   noise = jax.random.randint(bin_rng, x0.shape, 0, num_bins, jnp.int32)
   return jnp.where(keep, x0, noise)
-
-
-def reverse_probs(p0: jax.Array, x_t: jax.Array, t, s) -> jax.Array:
-  """p(x_s | x_t) [..., K] from p_theta(x_0 | x_t) [..., K] (closed form).
-
-  `t` > `s` >= 0 broadcast against x_t's shape.
-  """
-  num_bins = p0.shape[-1]
-  t = jnp.asarray(t, jnp.float32)[..., None]
-  s = jnp.asarray(s, jnp.float32)[..., None]
-  a = (1.0 - t) / (1.0 - s)
-  b = (1.0 - a) / num_bins
-  onehot = jax.nn.one_hot(x_t, num_bins, dtype=p0.dtype)
-  denom = (1.0 - t) * onehot + t / num_bins
-  r = p0 / denom
-  total = jnp.sum(r, axis=-1, keepdims=True)
-  return (a * onehot + b) * ((1.0 - s) * r + (s / num_bins) * total)
-
-
-def reverse_mixture(p0_at_xt: jax.Array, t, s, num_bins: int):
-  """(alpha, beta, gamma) with p(x_s = k | x_t = j) = alpha p_theta(k)
-  + beta [k = j] + gamma / K, all >= 0 and summing to 1.
-
-  Only p_theta(x_0 = j) at the current token j enters (`p0_at_xt`, [...]).
-  With R = (1 - p_j) K / t + p_j / (1 - t + t / K):
-  alpha = (t - s) / t, gamma = (t - s) s R / ((1 - s) K),
-  beta = p_j (1 - t) s / (t (1 - t + t / K)) + (1 - t) s R / ((1 - s) K).
-  The same distribution as `reverse_probs`, drawn from without forming it.
-  """
-  k = num_bins
-  p = p0_at_xt
-  t = jnp.asarray(t, jnp.float32)
-  s = jnp.asarray(s, jnp.float32)
-  stay = 1.0 - t + t / k  # q(x_t = j | x_0 = j)
-  total = (1.0 - p) * k / t + p / stay  # R
-  alpha = jnp.broadcast_to((t - s) / t, p.shape)
-  gamma = (t - s) * s * total / ((1.0 - s) * k)
-  beta = p * (1.0 - t) * s / (t * stay) + (1.0 - t) * s * total / (
-      (1.0 - s) * k)
-  return alpha, beta, gamma
-
-
-def block_size(num_bins: int) -> int:
-  """The largest divisor of K not above sqrt(K) (16 for 256 bins)."""
-  size = math.isqrt(num_bins)
-  while num_bins % size:
-    size -= 1
-  return size
-
-
-def _max_last(x: jax.Array) -> jax.Array:
-  """Max over the last axis by pairwise halving.
-
-  On XLA:CPU a reduce-max over 256 bins is several times slower than this
-  (`bazel run //rtc/bench:dd` prints both).
-  """
-  while x.shape[-1] > 1:
-    half = x.shape[-1] // 2
-    top = jnp.maximum(x[..., :half], x[..., half:2 * half])
-    if x.shape[-1] % 2:
-      top = jnp.concatenate([top, x[..., 2 * half:]], -1)
-    x = top
-  return x[..., 0]
-
-
-def _below(x: jax.Array) -> jax.Array:
-  """The largest float below x (x > 0): keeps a draw's target below a total."""
-  return jnp.nextafter(x, jnp.zeros_like(x))
-
-
-def _take(x: jax.Array, idx: jax.Array) -> jax.Array:
-  return jnp.take_along_axis(x, idx[..., None], axis=-1)[..., 0]
-
-
-def sample_logits(rng: jax.Array, logits: jax.Array) -> jax.Array:
-  """Draws from softmax(logits [..., K]); see `reverse_sample`."""
-  return _draw(rng, logits, None, None, None)
-
-
-def reverse_sample(rng: jax.Array, logits: jax.Array, x_t: jax.Array, t,
-                   s) -> jax.Array:
-  """One reverse step from level t to s < t: x_s ~ p(x_s | x_t) for
-  p_theta = softmax(logits [..., K]), t and s scalars.
-
-  Drawn as the mixture of `reverse_mixture` (p_theta, stay, uniform), with
-  p_theta by a two-level inverse CDF: one pass over the K logits for their
-  maximum and one for the exp-sums of blocks of `block_size(K)` bins, then a
-  search over block sums and inside the one chosen block. One uniform per
-  token and mixture part; bins of zero probability are never drawn.
-  """
-  return _draw(rng, logits, x_t, t, s)
-
-
-def _cumsum(x: jax.Array) -> jax.Array:
-  """Cumulative sum over a short last axis as one matmul (a triangular
-  matrix of ones): fewer ops than jnp.cumsum's scan, which matters at batch 1.
-  Every column adds the same non-negative terms in the same order, so the
-  result never decreases along the axis (zero terms add exactly nothing)."""
-  n = x.shape[-1]
-  return x @ jnp.triu(jnp.ones((n, n), x.dtype))
-
-
-def _draw(rng, logits, x_t, t, s):
-  num_bins = logits.shape[-1]
-  size = block_size(num_bins)
-  lead = logits.shape[:-1]
-  blocks = logits.reshape(lead + (num_bins // size, size))
-  top = _max_last(logits)
-  sums = jnp.sum(jnp.exp(blocks - top[..., None, None]), axis=-1)
-  cdf = _cumsum(sums)
-  norm = cdf[..., -1]
-  # Three uniforms per token: the p_theta draw, the mixture part, the bin of
-  # the uniform part.
-  u_draw, u_part, u_bin = jnp.moveaxis(
-      jax.random.uniform(rng, lead + (3,)), -1, 0)
-  # p_theta draw: the block, then the bin inside it.
-  target = jnp.minimum(u_draw * norm, _below(norm))
-  block = jnp.sum(cdf <= target[..., None], axis=-1)
-  before = jnp.where(block > 0, _take(cdf, jnp.maximum(block - 1, 0)), 0.0)
-  frac = (target - before) / (_take(cdf, block) - before)
-  inner = jnp.take_along_axis(blocks, block[..., None, None],
-                              axis=-2)[..., 0, :]
-  inner_cdf = _cumsum(jnp.exp(inner - top[..., None]))
-  inner_total = inner_cdf[..., -1]
-  inner_target = jnp.minimum(frac * inner_total, _below(inner_total))
-  pos = jnp.minimum(jnp.sum(inner_cdf <= inner_target[..., None], axis=-1),
-                    size - 1)
-  drawn = (block * size + pos).astype(jnp.int32)
-  if x_t is None:
-    return drawn
-  p_at_xt = jnp.exp(_take(logits, x_t) - top) / norm
-  alpha, beta, gamma = reverse_mixture(p_at_xt, t, s, num_bins)
-  part = u_part * (alpha + beta + gamma)
-  uniform = jnp.minimum(jnp.floor(u_bin * num_bins),
-                        num_bins - 1).astype(jnp.int32)
-  return jnp.where(part < alpha, drawn,
-                   jnp.where(part < alpha + beta, x_t, uniform))
 
 
 def tilt_logits(logits: jax.Array, y_bins: jax.Array, weights: jax.Array,
@@ -334,13 +217,20 @@ class BinEmbedding(hk.Module):
   """x [B,H,A] bins -> concatenated per-dimension embeddings [B,H,A*E], as a
   backbone.TableLookup (the backbone projects them without gathering)."""
 
-  def __init__(self, action_dim, num_bins, dim, name=None):
+  def __init__(self, action_dim, num_bins, dim, centre_features=False,
+               name=None):
     super().__init__(name=name)
     self._shape = (action_dim, num_bins, dim)
+    self._centre = centre_features
 
   def __call__(self, x):
+    # With centre features the table learns what they miss, from zero.
+    init = (jnp.zeros if self._centre else
+            hk.initializers.TruncatedNormal(1.0))
     table = hk.get_parameter('embeddings', self._shape, jnp.float32,
-                             init=hk.initializers.TruncatedNormal(1.0))
+                             init=init)
+    if self._centre:
+      table = table + ordinal.centre_features(*self._shape[1:])[None]
     return backbone.TableLookup(table, x)
 
 
@@ -356,10 +246,16 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
 
     def net(obs, x_bins, level, tilt=None):
       tokens = BinEmbedding(action_dim, k, model_config.bin_embedding_dim,
-                            name=EMBED)(x_bins)
+                            model_config.centre_features, name=EMBED)(x_bins)
       extra = None if tilt is None else tilt_terms(*tilt, num_bins=k)
-      out = backbone.MixerBackbone(model_config, action_dim * k, name=ROOT)(
-          tokens, obs, level, out_extra=extra)
+      with hk.name_scope(HEAD):
+        head = ordinal.ordinal_head(model_config.ordinal_head,
+                                    model_config.channel_dim, action_dim, k,
+                                    f'{ROOT}/out_proj/w')
+      with head:
+        out = backbone.MixerBackbone(model_config, action_dim * k,
+                                     name=ROOT)(tokens, obs, level,
+                                                out_extra=extra)
       return out.reshape(out.shape[:2] + (action_dim, k))
 
     super().__init__(model_config, obs_dim, action_dim, net)
@@ -392,10 +288,7 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     return noise.astype(jnp.int32)
 
   def _decode(self, x0, logits):
-    if self.config.expected_value_output:
-      p0 = jax.nn.softmax(logits, axis=-1)
-      return jnp.sum(p0 * bin_centres(self.num_bins), axis=-1)
-    return self.from_bins(x0)
+    return ordinal.decode(x0, logits, self.config.decode)
 
   def _sample(self, params, rng, obs, num_steps, noise, tilt=None,
               **constraints):
@@ -463,8 +356,8 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     x_t = corrupt(noise_rng, x0, token_level, self.num_bins)
     cond = level if self.config.simulated_delay is None else token_level
     logits = self.logits(params, obs, x_t, cond)
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    nll = -jnp.take_along_axis(logp, x0[..., None], axis=-1)[..., 0]
+    nll = ordinal.smoothed_cross_entropy(logits, x0,
+                                         self.config.target_sigma)
     weight = jnp.broadcast_to(covered[..., None], nll.shape).astype(
         jnp.float32)
     denom = jnp.maximum(jnp.sum(weight), 1.0)
@@ -474,4 +367,13 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     return loss, {'cross_entropy': loss, 'bin_accuracy': accuracy}
 
 
-make_policy = policy.maker(DiscreteDiffusionPolicy, ModelConfig)
+def _legacy_model_options(model: dict) -> dict:
+  """Runs written before model.decode have expected_value_output instead."""
+  legacy = model.pop('expected_value_output', None)
+  if model.get('decode') is None:
+    model['decode'] = 'expected_value' if legacy else 'sample'
+  return model
+
+
+make_policy = policy.maker(DiscreteDiffusionPolicy, ModelConfig,
+                           _legacy_model_options)

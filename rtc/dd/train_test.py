@@ -125,14 +125,14 @@ class DDTrainEvalTest(absltest.TestCase):
       raise Built()
 
     c = dd_eval_config.get_config()
-    for value in (None, True):
-      c.expected_value_output = value
+    for value in (None, 'mode'):
+      c.decode = value
       with self.assertRaises(Built):
         evaluate.evaluate(c, self.run_dir, os.path.join(self.root, 'decode'),
                           make_policy, 'dd', log=lambda _: None)
     # None keeps the run's value; architecture options are the run's.
-    self.assertEqual([m['expected_value_output'] for m in seen],
-                     [False, True])
+    self.assertEqual([m['decode'] for m in seen],
+                     [dd_config.get_config().model.decode, 'mode'])
     self.assertEqual(seen[0]['num_bins'], 32)
 
 
