@@ -13,7 +13,9 @@ devices. The options (`--config.distributed.*`, configs/common.py):
   `heartbeat_timeout_s`: how long a silent process counts as alive.
 
 None of them set: one process, nothing initialised. On CPU the processes talk
-through gloo (`jax_cpu_collectives_implementation`).
+through gloo (`jax_cpu_collectives_implementation`). Importing Kinetix starts
+JAX's backend, which must come after `initialize`: rtc.common.train and
+rtc.common.evaluate import Kinetix's users inside their functions.
 
 `guard()` wraps a binary's work: in a job of several processes any error ends
 this process at once with one line (`error: process i/N: ...`), without

@@ -220,6 +220,23 @@ class TwoProcessTest(absltest.TestCase):
         for n in b[k]:
           np.testing.assert_allclose(a[k][n], b[k][n], rtol=1e-6, atol=1e-7)
 
+  def test_options(self):
+    c = flow_config.get_config().distributed
+    self.assertFalse(distributed.wanted(c))  # The defaults: one process.
+    distributed.initialize(c)
+    self.assertFalse(distributed.is_initialized())
+    c.coordinator_address = 'localhost:1'
+    self.assertTrue(distributed.wanted(c))
+    with self.assertRaisesRegex(ValueError, 'missing num_processes, '
+                                'process_id'):
+      distributed.initialize(c)
+    c.num_processes, c.process_id = 2, 2
+    with self.assertRaisesRegex(ValueError, r'process_id=2 must be in'):
+      distributed.initialize(c)
+    c.auto = True
+    with self.assertRaisesRegex(ValueError, 'auto=True takes its settings'):
+      distributed.initialize(c)
+
   def test_binaries_start_no_backend_on_import(self):
     # jax.distributed.initialize must come before JAX's backend starts, so
     # the binaries' modules must not start it (Kinetix does when imported).

@@ -111,14 +111,6 @@ class LevelSharding:
 
     return jax.tree.map(_put, tree)
 
-  def put_like(self, value: np.ndarray, like: jax.Array) -> jax.Array:
-    """A whole host value placed with `like`'s (global) sharding."""
-    if not self.multiprocess:
-      return jax.device_put(value, like.sharding)
-    value = np.asarray(value)
-    return jax.make_array_from_callback(value.shape, like.sharding,
-                                        lambda idx: value[idx])
-
   def gather(self, tree):
     """The whole padded value on every process (host numpy)."""
     if not self.multiprocess:

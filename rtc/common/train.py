@@ -185,16 +185,14 @@ def _slot_params(params, slot_levels):
 
 
 def _fit_opt_leaf(x, like, shard, path):
-  """A saved optimiser leaf [L, ...] (or an old run's padded one) -> global."""
-  x = np.asarray(x)
-  if x.shape[:1] == (shard.num_levels,) and like.shape[0] == shard.padded:
-    rows = np.minimum(np.arange(shard.padded), shard.num_levels - 1)
-    x = x[rows]
-  if x.shape != like.shape:
-    raise ValueError(f'{path} does not fit this optimiser or device count '
-                     f'({x.shape} vs {like.shape}); start a new '
-                     '--config.run_name.')
-  return shard.put_like(x, like)
+  """A saved optimiser leaf [L, ...] -> global, padded and sharded.
+
+  Older runs saved the padded leaf [P, ...]; its pads copy the last level."""
+  x = np.asarray(x)[:shard.num_levels]
+  if x.shape[:1] != (shard.num_levels,) or x.shape[1:] != like.shape[1:]:
+    raise ValueError(f'{path} does not fit this optimiser ({x.shape} vs '
+                     f'{like.shape}); start a new --config.run_name.')
+  return shard.pad(x)
 
 
 def train_and_evaluate(config, make_policy: Callable, kind: str,
