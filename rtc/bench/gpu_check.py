@@ -252,7 +252,8 @@ def check_ppo(sz, worlds_dir, seconds, rows):
   progress = [l for l in lines if 'solved' in l]
   rows.append((f'PPO, paper preset, {PPO_LEVELS} levels x {c.num_seeds} '
                f'seeds, {time.time() - t0:.0f} s',
-               progress[-1].split('|', 1)[-1].strip() if progress else
+               progress[-1].split('|', 1)[-1].strip().replace('|', ';')
+               if progress else
                'no update finished'))
 
 

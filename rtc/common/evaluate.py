@@ -38,7 +38,9 @@ SETTINGS_FILE = 'eval_settings.json'
 
 def methods_from_config(config, simulated_delay) -> list:
   """The sweep's rollout.Method list."""
-  from rtc.common import rollout  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from rtc.common import rollout
+  # pylint: enable=g-import-not-at-top
   names = options.str_list(config.methods)
   if simulated_delay is not None and 'training_time' not in names:
     names.append('training_time')
@@ -63,7 +65,11 @@ def evaluate(config, run_path: str, output_dir: str, make_policy: Callable,
 
 
 def _evaluate(config, run_path, output_dir, make_policy, kind, log):
-  from rtc.common import envs, runs, sweep  # pylint: disable=g-import-not-at-top,g-multiple-import
+  # pylint: disable=g-import-not-at-top
+  from rtc.common import envs
+  from rtc.common import runs
+  from rtc.common import sweep
+  # pylint: enable=g-import-not-at-top
   if not run_path:
     raise ValueError('--run_path is required: a training run directory, e.g. '
                      f'logs-{kind}/<run_name>.')

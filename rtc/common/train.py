@@ -121,7 +121,10 @@ class EpochEvaluator:
 
   def __init__(self, policy, levels, shard, horizons, num_evals: int,
                num_steps: int, seed: int):
-    from rtc.common import envs, rollout  # pylint: disable=g-import-not-at-top,g-multiple-import
+    # pylint: disable=g-import-not-at-top
+    from rtc.common import envs
+    from rtc.common import rollout
+    # pylint: enable=g-import-not-at-top
     self.horizons = horizons
     self.names = levels.names
     self.shard = shard
@@ -162,7 +165,10 @@ def _latest_complete_epoch(run_dir: str):
 
 
 def _resolve_levels(config, run_path: str) -> tuple[str, ...]:
-  from rtc.common import envs, runs  # pylint: disable=g-import-not-at-top,g-multiple-import
+  # pylint: disable=g-import-not-at-top
+  from rtc.common import envs
+  from rtc.common import runs
+  # pylint: enable=g-import-not-at-top
   if config.levels:
     return envs.parse_levels(config.levels)
   names = runs.data_level_names(run_path)
@@ -205,7 +211,11 @@ def train_and_evaluate(config, make_policy: Callable, kind: str,
 
 def _train(config, make_policy: Callable, kind: str,
            log: Callable[[str], None]) -> str:
-  from rtc.common import envs, runs, sweep  # pylint: disable=g-import-not-at-top,g-multiple-import
+  # pylint: disable=g-import-not-at-top
+  from rtc.common import envs
+  from rtc.common import runs
+  from rtc.common import sweep
+  # pylint: enable=g-import-not-at-top
   if not config.run_path:
     raise ValueError(
         '--config.run_path is required: the expert run directory that holds '
