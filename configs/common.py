@@ -32,6 +32,9 @@ def distributed() -> config_dict.ConfigDict:
   # process that sends no heartbeat counts as dead.
   c.initialization_timeout_s = 300
   c.heartbeat_timeout_s = 100
+  # Seconds a process waits for the others before a collective (they may
+  # still be compiling).
+  c.wait_timeout_s = 3600
   return c
 
 

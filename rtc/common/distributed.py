@@ -10,7 +10,14 @@ devices. The options (`--config.distributed.*`, configs/common.py):
 * `coordinator_address` (host:port of process 0), `num_processes`,
   `process_id`: an explicit launch (e.g. two hosts started by hand).
 * `initialization_timeout_s`: how long processes wait for each other at start;
-  `heartbeat_timeout_s`: how long a silent process counts as alive.
+  `heartbeat_timeout_s`: how long a silent process counts as alive;
+  `wait_timeout_s`: how long a process waits for the others before a
+  collective (one may still be compiling).
+
+Gloo gives a new group of devices 30 s to connect, so every gather
+(`LevelSharding.gather`) and `barrier` first meets the other processes at a
+barrier of the coordination service (`align`), which waits up to
+`wait_timeout_s`.
 
 None of them set: one process, nothing initialised. On CPU the processes talk
 through gloo (`jax_cpu_collectives_implementation`). Importing Kinetix starts
@@ -30,6 +37,7 @@ others ("... detected fatal errors ... another task died").
 
 import atexit
 import contextlib
+import itertools
 import os
 import sys
 import threading
@@ -88,6 +96,8 @@ def initialize(config) -> None:
       initialization_timeout=int(_get(config, 'initialization_timeout_s',
                                       300)),
       heartbeat_timeout_seconds=int(_get(config, 'heartbeat_timeout_s', 100)))
+  global _wait_ms
+  _wait_ms = int(1000 * float(_get(config, 'wait_timeout_s', 3600)))
   if not auto:
     kwargs.update(coordinator_address=str(explicit['coordinator_address']),
                   num_processes=n, process_id=pid)
@@ -171,18 +181,29 @@ def main_only(log):
   return log if is_main() else (lambda _: None)
 
 
+_wait_ms = 3600_000
+_aligned = itertools.count()
+
+
+def align() -> None:
+  """Waits until every process is here (no-op in a one-process run).
+
+  Every process calls the same collectives in the same order, so the n-th
+  call of each meets the n-th of the others."""
+  if jax.process_count() > 1:
+    _client().wait_at_barrier(f'rtc/align/{next(_aligned)}', _wait_ms)
+
+
 def barrier(name: str) -> None:
   """Waits for every process (no-op in a one-process run)."""
   if jax.process_count() > 1:
+    align()
     multihost_utils.sync_global_devices(name)
 
 
 def _is_peer_loss(e: BaseException) -> bool:
-  text = f'{type(e).__name__} {e}'
-  return ('JaxRuntimeError' in text or 'XlaRuntimeError' in text) and any(
-      s in text for s in ('Gloo', 'gloo', 'Connection closed', 'heartbeat',
-                          'coordination service', 'UNAVAILABLE',
-                          'DEADLINE_EXCEEDED', 'Socket closed'))
+  """A runtime error of a collective or barrier: most likely a lost peer."""
+  return type(e).__name__ in ('JaxRuntimeError', 'XlaRuntimeError')
 
 
 def _me() -> str:
@@ -194,8 +215,8 @@ def describe(e: BaseException) -> str:
   first = (str(e).strip().splitlines() or [type(e).__name__])[0]
   if _is_peer_loss(e):
     return (f'lost contact with another process of the job ({first[:200]}); '
-            'it stopped or died, see its log. Restart the whole job with the '
-            'same --config.run_name / --output_dir to resume.')
+            'it stopped, died or is stuck, see its log. Restart the whole job '
+            'with the same --config.run_name / --output_dir to resume.')
   return f'{type(e).__name__}: {first}'
 
 

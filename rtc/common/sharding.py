@@ -35,6 +35,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from rtc.common import distributed
+
 AXIS = 'levels'
 
 
@@ -115,6 +117,7 @@ class LevelSharding:
     """The whole padded value on every process (host numpy)."""
     if not self.multiprocess:
       return jax.tree.map(np.asarray, jax.device_get(tree))
+    distributed.align()  # Gloo gives a new device group only 30 s.
     return jax.tree.map(
         lambda x: np.asarray(multihost_utils.process_allgather(x,
                                                                tiled=True)),
