@@ -18,6 +18,26 @@ def model(**overrides) -> config_dict.ConfigDict:
   return c
 
 
+def distributed() -> config_dict.ConfigDict:
+  """One job of several processes (rtc.common.distributed; README "Scaling
+  up"). Nothing set: one process. They change no result."""
+  c = config_dict.ConfigDict()
+  # True: jax.distributed.initialize() reads the cluster (SLURM, Open MPI).
+  c.auto = False
+  # Or explicitly: host:port of process 0, the process count, this process.
+  c.coordinator_address = ''
+  c.num_processes = config_dict.placeholder(int)
+  c.process_id = config_dict.placeholder(int)
+  # Seconds the processes wait for each other at start, and after which a
+  # process that sends no heartbeat counts as dead.
+  c.initialization_timeout_s = 300
+  c.heartbeat_timeout_s = 100
+  # Seconds a process waits for the others before a collective (they may
+  # still be compiling).
+  c.wait_timeout_s = 3600
+  return c
+
+
 def bc_train(logdir: str, model_config) -> config_dict.ConfigDict:
   """Behaviour cloning (DESIGN §8 hyper-parameters)."""
   c = config_dict.ConfigDict()
@@ -46,6 +66,7 @@ def bc_train(logdir: str, model_config) -> config_dict.ConfigDict:
   c.eval.execute_horizons = ''
   c.eval.num_evals = 128
   c.eval.num_flow_steps = 5
+  c.distributed = distributed()
   return c
 
 
@@ -74,4 +95,5 @@ def sweep(num_evals: int, max_guidance_weight: float,
   # Model options, used only for directories without config.json (written
   # by the earlier implementation).
   c.model = model_config
+  c.distributed = distributed()
   return c

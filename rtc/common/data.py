@@ -16,6 +16,11 @@ Memory: `np.savez` files are stored uncompressed, so the observation array is
 memory-mapped straight out of the .npz and only the rows of each batch are
 read. Nothing holds a second float32 copy of the observations. Compressed
 files (`np.savez_compressed`) are read into memory once.
+
+Several processes (rtc.common.distributed): each loads only the levels its
+devices hold (`load_level_dataset`); of the others it reads just the array
+headers (`peek_level`), since every process draws the same shuffles for all
+levels (`MultiLevelBatcher`) and builds only its own rows of each batch.
 """
 
 import dataclasses
@@ -89,15 +94,20 @@ def load_npz(path: str, keys=KEYS) -> dict:
 
 
 def validate(arrays: dict, path: str) -> None:
-  obs, action, done = arrays['obs'], arrays['action'], arrays['done']
-  if obs.ndim != 3 or action.ndim != 3 or done.ndim != 2:
+  validate_shapes(arrays['obs'].shape, arrays['action'].shape,
+                  arrays['done'].shape, path)
+
+
+def validate_shapes(obs, action, done, path: str) -> None:
+  obs, action, done = tuple(obs), tuple(action), tuple(done)
+  if len(obs) != 3 or len(action) != 3 or len(done) != 2:
     raise ValueError(
         f'Dataset {path}: expected obs [T,E,O], action [T,E,A], done [T,E]; '
-        f'got {obs.shape}, {action.shape}, {done.shape}.')
-  if obs.shape[:2] != action.shape[:2] or obs.shape[:2] != done.shape:
+        f'got {obs}, {action}, {done}.')
+  if obs[:2] != action[:2] or obs[:2] != done:
     raise ValueError(
-        f'Dataset {path}: leading axes differ: obs {obs.shape}, action '
-        f'{action.shape}, done {done.shape}.')
+        f'Dataset {path}: leading axes differ: obs {obs}, action '
+        f'{action}, done {done}.')
 
 
 def episode_ends(done: np.ndarray) -> np.ndarray:
@@ -163,6 +173,38 @@ def load_level_dataset(path: str, chunk_size: int) -> LevelDataset:
                       episode_ends(np.asarray(arrays['done'])), chunk_size)
 
 
+@dataclasses.dataclass
+class LevelInfo:
+  """A level's dataset sizes, read from the file's array headers only."""
+  path: str
+  num_examples: int
+  obs_dim: int
+  action_dim: int
+
+
+def _npy_header(zf: zipfile.ZipFile, name: str):
+  with zf.open(name) as f:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+      return np.lib.format.read_array_header_1_0(f)[0]
+    return np.lib.format.read_array_header_2_0(f)[0]
+
+
+def peek_level(path: str) -> LevelInfo:
+  """The sizes of a level's dataset without reading its arrays."""
+  load_npz(path, keys=())  # Existence and the required arrays, one error.
+  try:
+    with zipfile.ZipFile(path) as zf:
+      obs, action, done = (_npy_header(zf, k + '.npy')
+                           for k in REQUIRED_KEYS)
+  except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+    raise ValueError(f'Dataset {path} is corrupt ({e}); regenerate it.') \
+        from None
+  validate_shapes(obs, action, done, path)
+  return LevelInfo(path, int(done[0] * done[1]), int(obs[-1]),
+                   int(action[-1]))
+
+
 def data_path(run_path: str, level_name: str) -> str:
   return os.path.join(run_path, 'data', f'{level_name}.npz')
 
@@ -172,9 +214,16 @@ class MultiLevelBatcher:
 
   Every epoch visits each example of the largest level once; smaller levels
   draw further permutations to fill the same number of steps.
+
+  `datasets` lists every level: a `LevelDataset` where this process builds
+  batches, else its `LevelInfo` (the shuffles of all levels come from one
+  random stream, so every process must know every level's size).
+  `slot_levels` is the level of each row `batch` returns (default: every
+  level once, in order; rtc.common.sharding's `local_slot_levels` in a job).
   """
 
-  def __init__(self, datasets, batch_size: int, seed: int):
+  def __init__(self, datasets, batch_size: int, seed: int,
+               slot_levels=None):
     if not datasets:
       raise ValueError('No datasets given.')
     dims = {(d.obs_dim, d.action_dim) for d in datasets}
@@ -188,6 +237,12 @@ class MultiLevelBatcher:
           f'Dataset {small[0].path} has {small[0].num_examples} examples, '
           f'fewer than batch_size={batch_size}: lower --config.batch_size.')
     self.datasets = datasets
+    self.slot_levels = (list(range(len(datasets))) if slot_levels is None
+                        else list(slot_levels))
+    unloaded = [datasets[i].path for i in self.slot_levels
+                if not isinstance(datasets[i], LevelDataset)]
+    if unloaded:
+      raise ValueError(f'Batches need {unloaded[0]} loaded, not peeked.')
     self.batch_size = batch_size
     self.steps_per_epoch = max(d.num_examples for d in datasets) // batch_size
     self._rng = np.random.default_rng(seed)
@@ -204,6 +259,6 @@ class MultiLevelBatcher:
     return np.stack(per_level, axis=1)
 
   def batch(self, indices: np.ndarray):
-    """indices [L, B] -> (obs [L,B,O], actions [L,B,H,A])."""
-    parts = [d.batch(i) for d, i in zip(self.datasets, indices)]
+    """indices [L, B] -> (obs [S,B,O], actions [S,B,H,A]), S slots."""
+    parts = [self.datasets[l].batch(indices[l]) for l in self.slot_levels]
     return (np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]))

@@ -108,5 +108,34 @@ class DataTest(absltest.TestCase):
       data.MultiLevelBatcher([data.load_level_dataset(path, 2)], 8, 0)
 
 
+  def test_peek_and_process_local_batches(self):
+    paths = [os.path.join(self.dir, f'{i}.npz') for i in range(3)]
+    for i, path in enumerate(paths):
+      _write(path, t_len=10 + 2 * i, compressed=(i == 1))
+    info = data.peek_level(paths[1])  # Compressed: headers only.
+    self.assertEqual((info.num_examples, info.obs_dim, info.action_dim),
+                     (36, 4, 2))
+    full = [data.load_level_dataset(p, 3) for p in paths]
+    whole = data.MultiLevelBatcher(full, 8, seed=5)
+    # A process holding slots of levels 2, 2 (a pad) loads only level 2.
+    part = data.MultiLevelBatcher(
+        [data.peek_level(paths[0]), data.peek_level(paths[1]), full[2]], 8,
+        seed=5, slot_levels=[2, 2])
+    self.assertEqual(part.steps_per_epoch, whole.steps_per_epoch)
+    idx_whole, idx_part = whole.epoch_indices(), part.epoch_indices()
+    np.testing.assert_array_equal(idx_whole, idx_part)  # Same shuffles.
+    obs_w, act_w = whole.batch(idx_whole[0])
+    obs_p, act_p = part.batch(idx_part[0])
+    self.assertEqual(obs_p.shape, (2, 8, 4))
+    np.testing.assert_array_equal(obs_p[0], obs_w[2])
+    np.testing.assert_array_equal(obs_p[1], obs_w[2])
+    np.testing.assert_array_equal(act_p[0], act_w[2])
+    with self.assertRaisesRegex(ValueError, 'loaded, not peeked'):
+      data.MultiLevelBatcher([data.peek_level(paths[0]), full[1]], 8, 0,
+                             slot_levels=[0])
+    with self.assertRaisesRegex(FileNotFoundError, 'not found'):
+      data.peek_level(os.path.join(self.dir, 'missing.npz'))
+
+
 if __name__ == '__main__':
   absltest.main()

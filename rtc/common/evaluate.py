@@ -13,6 +13,11 @@ DECODE_OPTIONS, which `--config.<option>` overrides. The settings that
 change results (run, epoch, episodes, steps, seed, methods' parameters,
 model) are kept in `<output_dir>/eval_settings.json`: resuming into a
 directory evaluated with other settings is an error, not a mix of rows.
+
+`--config.distributed.*` runs the sweep as one job of several processes
+(rtc.common.distributed): every process reads the run's config.json and the
+evaluated epoch's policies, evaluates the levels its devices hold, and
+process 0 writes eval_settings.json and results.csv.
 """
 
 import json
@@ -20,13 +25,13 @@ import os
 from typing import Callable, Optional
 
 from rtc.common import checkpoints
-from rtc.common import envs
+from rtc.common import distributed
 from rtc.common import options
 from rtc.common import paths
 from rtc.common import registry
-from rtc.common import rollout
-from rtc.common import runs
-from rtc.common import sweep
+
+# envs, rollout, runs and sweep import Kinetix, which starts JAX's backend:
+# they are imported inside the functions, after distributed.initialize.
 
 # Model options that only change how a chunk is decoded, so an evaluation
 # may set them for a trained run (None: the run's value).
@@ -34,7 +39,11 @@ DECODE_OPTIONS = ('expected_value_output', 'decode')
 SETTINGS_FILE = 'eval_settings.json'
 
 
-def methods_from_config(config, simulated_delay) -> list[rollout.Method]:
+def methods_from_config(config, simulated_delay) -> list:
+  """The sweep's rollout.Method list."""
+  # pylint: disable=g-import-not-at-top
+  from rtc.common import rollout
+  # pylint: enable=g-import-not-at-top
   names = options.str_list(config.methods)
   if simulated_delay is not None and 'training_time' not in names:
     names.append('training_time')
@@ -52,6 +61,19 @@ def methods_from_config(config, simulated_delay) -> list[rollout.Method]:
 def evaluate(config, run_path: str, output_dir: str,
              make_policy: Optional[Callable], kind: str,
              log: Callable[[str], None] = print) -> str:
+  """Runs the sweep of `run_path` into `output_dir`; returns results.csv."""
+  distributed.initialize(config.get('distributed'))
+  with distributed.guard():
+    return _evaluate(config, run_path, output_dir, make_policy, kind,
+                     distributed.main_only(log))
+
+
+def _evaluate(config, run_path, output_dir, make_policy, kind, log):
+  # pylint: disable=g-import-not-at-top
+  from rtc.common import envs
+  from rtc.common import runs
+  from rtc.common import sweep
+  # pylint: enable=g-import-not-at-top
   if not run_path:
     raise ValueError('--run_path is required: a training run directory, e.g. '
                      f'logs-{kind}/<run_name>.')
@@ -138,5 +160,7 @@ def check_settings(output_dir: str, settings: dict) -> None:
           'a new --output_dir, or delete that directory to start over.')
     return
   os.makedirs(output_dir, exist_ok=True)
+  if not distributed.is_main():
+    return
   checkpoints.atomic_write_bytes(
       path, json.dumps(settings, indent=2, sort_keys=True).encode())

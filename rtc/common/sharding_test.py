@@ -59,6 +59,28 @@ class LevelShardingTest(absltest.TestCase):
         out['y'][0], _per_level(self.x[0], self.w[0], self.shared)['y'],
         rtol=1e-5)
 
+  def test_process_local_pieces(self):
+    # One process holds every slot; pads repeat the last level.
+    multi = sharding.LevelSharding(3)
+    self.assertEqual(multi.local_slots, [0, 1, 2, 3])
+    self.assertEqual(multi.local_slot_levels, [0, 1, 2, 2])
+    self.assertEqual(multi.local_levels, [0, 1, 2])
+    self.assertEqual(multi.owned_levels, [0, 1, 2])
+    local = np.asarray(self.x)[multi.local_slot_levels]
+    from_local = multi.put_local(local)
+    np.testing.assert_array_equal(np.asarray(from_local),
+                                  np.asarray(multi.pad(self.x)))
+    values = multi.local_values({'x': from_local})
+    self.assertEqual(sorted(values), [0, 1, 2])
+    for i in range(3):
+      np.testing.assert_array_equal(values[i]['x'], np.asarray(self.x[i]))
+    gathered = multi.gather(multi.pad(self.w))
+    self.assertIsInstance(gathered, np.ndarray)
+    np.testing.assert_array_equal(gathered[:3], np.asarray(self.w))
+    np.testing.assert_array_equal(gathered[3], np.asarray(self.w[2]))
+    with self.assertRaisesRegex(ValueError, 'leading local slot axis of 4'):
+      multi.put_local(local[:3])
+
   def test_wrong_level_axis(self):
     with self.assertRaisesRegex(ValueError, 'leading level axis'):
       sharding.LevelSharding(3).pad(self.x[:2])

@@ -11,6 +11,10 @@ once (vmapped, sharded over devices) and their rows appended to
 file is rewritten atomically after each point, and a re-run with the same
 output directory skips the points whose rows are all there, so an interrupted
 sweep resumes where it stopped.
+
+In a job of several processes (rtc.common.distributed) every process reads
+results.csv and runs its own levels; the rows are gathered and process 0
+alone writes the file and prints progress.
 """
 
 import csv
@@ -25,6 +29,7 @@ import numpy as np
 
 from rtc.common import checkpoints
 from rtc.common import cli
+from rtc.common import distributed
 from rtc.common import envs
 from rtc.common import rollout
 from rtc.common import sharding
@@ -90,7 +95,10 @@ class ResultsFile:
                r['method'] == method for r in self.rows)
 
   def append(self, rows) -> None:
+    """Adds rows; process 0 of a job rewrites the file."""
     self.rows.extend({k: str(r[k]) for k in COLUMNS} for r in rows)
+    if not distributed.is_main():
+      return
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS)
     writer.writeheader()
@@ -144,7 +152,10 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
   `params` (and `weak_params`) carry a leading level axis in `levels` order.
   """
   os.makedirs(output_dir, exist_ok=True)
+  log = distributed.main_only(log)
   results = ResultsFile(os.path.join(output_dir, 'results.csv'))
+  # Nobody writes results.csv before every process has read it.
+  distributed.barrier('rtc sweep: results read')
   points = sweep_points(spec.delays, policy.horizon, spec.execute_horizons)
   level_cols = [level_column(i) for i in levels.ids]
   todo = [(m, d, s) for m in spec.methods for d, s in points
@@ -184,7 +195,7 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
       rows.append(row)
     results.append(rows)
     solved = float(np.mean(out['returned_episode_solved']))
-    progress.print(n + 1, f'{method.name} d={d} s={s}: solved {solved:.3f} '
-                   f'(mean over {len(levels)} level(s)) in '
-                   f'{time.time() - t0:.1f}s')
+    log(progress.line(n + 1, f'{method.name} d={d} s={s}: solved '
+                      f'{solved:.3f} (mean over {len(levels)} level(s)) in '
+                      f'{time.time() - t0:.1f}s'))
   return results.path

@@ -19,6 +19,13 @@ local devices, rtc.common.sharding), on the expert data in
   (fine-tuning).
 * A non-finite loss stops the run with an error naming the level and step;
   the last checkpoint written stays as it was.
+
+In a job of several processes (`--config.distributed.*`,
+rtc.common.distributed) the level axis spans every process's devices: each
+process loads the data (and, resuming, the policies) of its own levels only
+and writes its own levels' checkpoints; after a barrier, process 0 writes
+`train_state.pkl` (gathered), `config.json` and TensorBoard scalars, and
+prints the progress lines.
 """
 
 import os
@@ -36,14 +43,14 @@ import optax
 from rtc.common import checkpoints
 from rtc.common import cli
 from rtc.common import data as data_lib
-from rtc.common import envs
+from rtc.common import distributed
 from rtc.common import options
 from rtc.common import paths
-from rtc.common import rollout
-from rtc.common import runs
 from rtc.common import sharding
 from rtc.common import summary
-from rtc.common import sweep
+
+# envs, rollout, runs and sweep import Kinetix, which starts JAX's backend:
+# they are imported inside the functions, after distributed.initialize.
 
 TRAIN_STATE = 'train_state.pkl'
 
@@ -112,8 +119,12 @@ def _prefetch(batcher, indices, depth=3):
 class EpochEvaluator:
   """Solve rate of every level at a few execution horizons (naive, d = 0)."""
 
-  def __init__(self, policy, levels: envs.Levels, shard, horizons,
-               num_evals: int, num_steps: int, seed: int):
+  def __init__(self, policy, levels, shard, horizons, num_evals: int,
+               num_steps: int, seed: int):
+    # pylint: disable=g-import-not-at-top
+    from rtc.common import envs
+    from rtc.common import rollout
+    # pylint: enable=g-import-not-at-top
     self.horizons = horizons
     self.names = levels.names
     self.shard = shard
@@ -154,15 +165,57 @@ def _latest_complete_epoch(run_dir: str):
 
 
 def _resolve_levels(config, run_path: str) -> tuple[str, ...]:
+  # pylint: disable=g-import-not-at-top
+  from rtc.common import envs
+  from rtc.common import runs
+  # pylint: enable=g-import-not-at-top
   if config.levels:
     return envs.parse_levels(config.levels)
   names = runs.data_level_names(run_path)
   return runs.level_ids_for_names(names, paths.resolve(config.worlds_dir))
 
 
+class _NoWriter:
+
+  def write(self, step, scalars):
+    del step, scalars
+
+  def close(self):
+    pass
+
+
+def _slot_params(params, slot_levels):
+  """Rows of `params` [L, ...] for the given levels: [S, ...] (numpy)."""
+  return jax.tree.map(lambda x: np.asarray(x)[np.asarray(slot_levels)],
+                      params)
+
+
+def _fit_opt_leaf(x, like, shard, path):
+  """A saved optimiser leaf [L, ...] -> global, padded and sharded.
+
+  Older runs saved the padded leaf [P, ...]; its pads copy the last level."""
+  x = np.asarray(x)[:shard.num_levels]
+  if x.shape[:1] != (shard.num_levels,) or x.shape[1:] != like.shape[1:]:
+    raise ValueError(f'{path} does not fit this optimiser ({x.shape} vs '
+                     f'{like.shape}); start a new --config.run_name.')
+  return shard.pad(x)
+
+
 def train_and_evaluate(config, make_policy: Callable, kind: str,
                        log: Callable[[str], None] = print) -> str:
   """Trains `kind` policies per config; returns the run directory."""
+  distributed.initialize(config.get('distributed'))
+  with distributed.guard():
+    return _train(config, make_policy, kind, distributed.main_only(log))
+
+
+def _train(config, make_policy: Callable, kind: str,
+           log: Callable[[str], None]) -> str:
+  # pylint: disable=g-import-not-at-top
+  from rtc.common import envs
+  from rtc.common import runs
+  from rtc.common import sweep
+  # pylint: enable=g-import-not-at-top
   if not config.run_path:
     raise ValueError(
         '--config.run_path is required: the expert run directory that holds '
@@ -179,8 +232,13 @@ def train_and_evaluate(config, make_policy: Callable, kind: str,
   levels = envs.load_levels(level_ids, worlds_dir)
   names = levels.names
   horizon = int(config.model.action_chunk_size)
-  datasets = [data_lib.load_level_dataset(
-      data_lib.data_path(run_path, n), horizon) for n in names]
+  shard = sharding.LevelSharding(len(levels))
+  datasets = [data_lib.load_level_dataset(data_lib.data_path(run_path, n),
+                                          horizon)
+              if i in shard.local_levels else
+              data_lib.peek_level(data_lib.data_path(run_path, n))
+              for i, n in enumerate(names)]
+  distributed.barrier('rtc train: data loaded')
   env = envs.BatchedEnv.for_levels(levels, 1)
   obs_dim = env.plain_obs_dim(levels.level(0))
   for ds in datasets:
@@ -194,17 +252,20 @@ def train_and_evaluate(config, make_policy: Callable, kind: str,
   run_name = config.run_name or runs.default_run_name()
   run_dir = os.path.join(paths.resolve(config.logdir), run_name)
   optimizer = make_optimizer(config)
-  shard = sharding.LevelSharding(len(levels))
   batcher = data_lib.MultiLevelBatcher(datasets, int(config.batch_size),
-                                       int(config.seed))
+                                       int(config.seed),
+                                       shard.local_slot_levels)
   steps_per_epoch = batcher.steps_per_epoch
   num_epochs = int(config.num_epochs)
 
   # Parameters: resume > load_dir > fresh initialisation.
   shapes = policy.param_shapes()
   resume_epoch = _latest_complete_epoch(run_dir)
+  slots = shard.local_slot_levels
+  local_names = [names[i] for i in slots]
   if resume_epoch is not None:
-    params = runs.load_level_params(run_dir, resume_epoch, names, shapes)
+    params = runs.load_level_params(run_dir, resume_epoch, local_names,
+                                    shapes)
     with open(os.path.join(run_dir, str(resume_epoch), TRAIN_STATE),
               'rb') as f:
       saved = pickle.load(f)
@@ -219,27 +280,29 @@ def train_and_evaluate(config, make_policy: Callable, kind: str,
           lambda *x: np.stack(x),
           *[checkpoints.load_checked(
               os.path.join(load_dir, 'policies', f'{n}.pkl'), shapes)
-            for n in names])
+            for n in local_names])
       log(f'[{kind} train] starting from {load_dir}')
     else:
       keys = jax.random.split(jax.random.key(int(config.seed)), len(levels))
-      params = jax.jit(jax.vmap(policy.init))(keys)
+      params = _slot_params(jax.jit(jax.vmap(policy.init))(keys), slots)
 
-  runs.write_run_config(run_dir, {
+  if distributed.is_main():
+    runs.write_run_config(run_dir, {
       'kind': kind, 'levels': list(level_ids), 'worlds_dir': worlds_dir,
       'level_names': list(names), 'obs_dim': obs_dim,
       'action_dim': env.action_dim, 'data_run_path': run_path,
       'model': config.model.to_dict(), 'train': config.to_dict()})
 
-  params_p = shard.pad(params)
+  params_p = shard.put_local(params)
   opt_state_p = jax.jit(jax.vmap(optimizer.init))(params_p)
   if saved is not None:
     leaves, tree = jax.tree.flatten(opt_state_p)
+    state_path = f'{run_dir}/{resume_epoch}/{TRAIN_STATE}'
     if len(saved['opt_state']) != len(leaves):
-      raise ValueError(f'{run_dir}/{resume_epoch}/{TRAIN_STATE} does not fit '
-                       'this optimiser; start a new --config.run_name.')
+      raise ValueError(f'{state_path} does not fit this optimiser; start a '
+                       'new --config.run_name.')
     opt_state_p = jax.tree.unflatten(
-        tree, [jax.device_put(x, l.sharding)
+        tree, [_fit_opt_leaf(x, l, shard, state_path)
                for x, l in zip(saved['opt_state'], leaves)])
     batcher._rng.bit_generator.state = saved['numpy_rng']  # pylint: disable=protected-access
   train_step = shard.map(make_train_step(policy, optimizer),
@@ -255,7 +318,8 @@ def train_and_evaluate(config, make_policy: Callable, kind: str,
                                int(config.eval.num_flow_steps),
                                int(config.seed))
 
-  writer = summary.SummaryWriter(os.path.join(run_dir, 'tb'))
+  writer = (summary.SummaryWriter(os.path.join(run_dir, 'tb'))
+            if distributed.is_main() else _NoWriter())
   total_steps = num_epochs * steps_per_epoch
   progress = cli.Progress(total_steps, 'steps', f'{kind} train', initial=step)
   log(f'[{kind} train] {len(levels)} level(s): {", ".join(names)}; '
@@ -272,7 +336,7 @@ def train_and_evaluate(config, make_policy: Callable, kind: str,
       params_p, opt_state_p, metrics = train_step(
           params_p, opt_state_p,
           shard.pad(np.asarray(jax.random.key_data(keys))),
-          shard.pad(obs), shard.pad(act))
+          shard.put_local(obs), shard.put_local(act))
       step += 1
       metrics = shard.unpad(metrics)
       bad = [names[i] for i in range(len(levels))
@@ -303,14 +367,19 @@ def train_and_evaluate(config, make_policy: Callable, kind: str,
 
     epoch_time = time.time() - t_epoch
     scalars = {'train/epoch_time': epoch_time, 'train/epoch': epoch}
-    runs.save_level_params(run_dir, epoch, names, shard.unpad(params_p))
+    for level, p in shard.local_values(params_p).items():
+      checkpoints.save_params(
+          checkpoints.policy_path(run_dir, epoch, names[level]), p)
+    # Optimiser state without the padding (so a resume may use another
+    # device count); written last, by process 0, once every level is saved.
     state = {'step': step, 'epoch': epoch,
-             'opt_state': [np.asarray(x) for x in
-                           jax.tree.leaves(jax.device_get(opt_state_p))],
+             'opt_state': list(shard.unpad(jax.tree.leaves(opt_state_p))),
              'numpy_rng': batcher._rng.bit_generator.state}  # pylint: disable=protected-access
-    checkpoints.atomic_write_bytes(
-        os.path.join(run_dir, str(epoch), TRAIN_STATE),
-        pickle.dumps(state, protocol=4))
+    distributed.barrier(f'rtc train: epoch {epoch} policies saved')
+    if distributed.is_main():
+      checkpoints.atomic_write_bytes(
+          os.path.join(run_dir, str(epoch), TRAIN_STATE),
+          pickle.dumps(state, protocol=4))
     if evaluator is not None:
       t_eval = time.time()
       ev = evaluator(params_p)

@@ -9,6 +9,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from rtc.dd import sampling_ops
+
 
 def reverse_probs(p0: jax.Array, x_t: jax.Array, t, s) -> jax.Array:
   """p(x_s | x_t) [..., K] from p_theta(x_0 | x_t) [..., K] (closed form).
@@ -58,19 +60,10 @@ def block_size(num_bins: int) -> int:
   return size
 
 
-def max_last(x: jax.Array) -> jax.Array:
-  """Max over the last axis by pairwise halving.
-
-  On XLA:CPU a reduce-max over 256 bins is several times slower than this
-  (`bazel run //rtc/bench:dd` prints both).
-  """
-  while x.shape[-1] > 1:
-    half = x.shape[-1] // 2
-    top = jnp.maximum(x[..., :half], x[..., half:2 * half])
-    if x.shape[-1] % 2:
-      top = jnp.concatenate([top, x[..., 2 * half:]], -1)
-    x = top
-  return x[..., 0]
+# The maximum and cumulative sums of a draw, chosen per backend (the
+# XLA:CPU-tuned halving max and triangular-matmul cumsum on CPU).
+max_last = sampling_ops.max_last
+_cumsum = sampling_ops.cumsum_last
 
 
 def _below(x: jax.Array) -> jax.Array:
@@ -99,15 +92,6 @@ def reverse_sample(rng: jax.Array, logits: jax.Array, x_t: jax.Array, t,
   token and mixture part; bins of zero probability are never drawn.
   """
   return _draw(rng, logits, x_t, t, s)
-
-
-def _cumsum(x: jax.Array) -> jax.Array:
-  """Cumulative sum over a short last axis as one matmul (a triangular
-  matrix of ones): fewer ops than jnp.cumsum's scan, which matters at batch 1.
-  Every column adds the same non-negative terms in the same order, so the
-  result never decreases along the axis (zero terms add exactly nothing)."""
-  n = x.shape[-1]
-  return x @ jnp.triu(jnp.ones((n, n), x.dtype))
 
 
 def _draw(rng, logits, x_t, t, s):
