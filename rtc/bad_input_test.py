@@ -56,7 +56,8 @@ BINARIES = {
 # rules in rtc.common.validate (NaN is never valid).
 ZERO_OK = {'seed', 'warmup_steps', 'weight_decay', 'parallel_levels', 'step',
            'weak_step', 'vf_coef', 'ent_coef', 'rpo_alpha', 'gamma',
-           'gae_lambda', 'solve_threshold', 'max_guidance_weight'}
+           'gae_lambda', 'solve_threshold', 'max_guidance_weight',
+           'process_id'}
 NEGATIVE_OK = {'step', 'weak_step'}
 
 

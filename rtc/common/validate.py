@@ -56,6 +56,15 @@ POSITIVE = Rule(float, lo=0, lo_open=True)
 NON_NEGATIVE = Rule(float, lo=0)
 FRACTION = Rule(float, lo=0, hi=1)
 
+# configs/common.py: distributed (in bc_train and sweep).
+DISTRIBUTED = {
+    'num_processes': Rule(int, lo=1, optional=True),
+    'process_id': Rule(int, lo=0, optional=True),  # < num_processes.
+    'initialization_timeout_s': COUNT,
+    'heartbeat_timeout_s': COUNT,
+    'wait_timeout_s': COUNT,
+}
+
 # configs/common.py: bc_train (configs/flow.py, configs/dd.py).
 BC_TRAIN = {
     'seed': SEED,
@@ -67,6 +76,7 @@ BC_TRAIN = {
     'grad_norm_clip': POSITIVE,
     'log_every': COUNT,
     'eval': {'num_evals': COUNT, 'num_flow_steps': COUNT},
+    'distributed': DISTRIBUTED,
 }
 
 # configs/common.py: sweep (configs/flow_eval.py, configs/dd_eval.py).
@@ -79,6 +89,7 @@ SWEEP = {
     'realtime': {'max_guidance_weight': NON_NEGATIVE},
     'bid': {'n_samples': COUNT,
             'bid_k': Rule(int, lo=1, hi='n_samples', optional=True)},
+    'distributed': DISTRIBUTED,
 }
 
 # configs/expert.py.

@@ -326,13 +326,14 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
 
   def training_time_action(self, params, rng, obs, num_steps: int,
                            prev_chunk, inference_delay, noise=None):
-    """The first d positions are the previous chunk's bins at level 0."""
+    """The first d positions are the previous chunk's bins at level 0; they
+    come back as the committed actions themselves (whatever the decoding)."""
     clean = jnp.arange(self.horizon)[None, :] < inference_delay
     clean = jnp.broadcast_to(clean, (obs.shape[0], self.horizon))
     y = self.to_bins(prev_chunk)
     x0, logits = self._sample(params, rng, obs, num_steps, noise, y=y,
                               clean=clean)
-    return jnp.where(clean[..., None], self.from_bins(y),
+    return jnp.where(clean[..., None], prev_chunk.astype(jnp.float32),
                      self._decode(x0, logits))
 
   # -- training ---------------------------------------------------------------
