@@ -8,12 +8,15 @@
 
 The root is `$RTC_CACHE_DIR` if set, else `~/.cache/rtc` (or
 `/tmp/rtc-cache-<uid>` where there is no writable home, as under
-`bazel test`). `RTC_CACHE_DIR=off` disables both.
+`bazel test`). `RTC_CACHE_DIR=off` disables both. Only programs that took
+at least `$RTC_CACHE_MIN_COMPILE_SECS` (default 0.5) to compile are kept.
 """
 
 import os
 
 import jax
+
+MIN_SECONDS_ENV = 'RTC_CACHE_MIN_COMPILE_SECS'
 
 
 def cache_root() -> str | None:
@@ -44,8 +47,10 @@ def enable_compilation_cache() -> str | None:
   if path is None:
     return None
   jax.config.update('jax_compilation_cache_dir', path)
-  # Every program, also the small eager ones (50-100 ms each to compile
-  # here): tests and stages in other processes use the same shapes.
-  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+  # Programs that took at least this long to compile. The tests set 0
+  # (.bazelrc): their processes share many small programs (50-100 ms each
+  # to compile here).
+  jax.config.update('jax_persistent_cache_min_compile_time_secs',
+                    float(os.environ.get(MIN_SECONDS_ENV, '0.5')))
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
   return path
