@@ -26,7 +26,6 @@ from rtc.common import cli
 from rtc.common import evaluate
 from rtc.common import paths
 from rtc.common import registry
-from rtc.common import runs
 from rtc.common import train
 from rtc.common import validate
 
@@ -39,6 +38,9 @@ def train_binary(kind: str, make_policy=None, log=print) -> cli.Binary:
     del flag_values
     validate.check_model(config.model, make_policy)
     if not config.run_path:
+      # runs imports Kinetix, which starts JAX's backend: only after
+      # distributed.initialize could run (rtc.common.distributed).
+      from rtc.common import runs  # pylint: disable=g-import-not-at-top
       run_path = runs.default_expert_run(paths.user_dir())
       config.run_path = run_path
       log(f'[{kind} train] --config.run_path not given: using {run_path}, '
