@@ -10,7 +10,11 @@ corruption) with the ordinal options chosen by measurement
 (`bazel run //rtc/bench:dd_learning`, README.md "Why DD learned slowly");
 'seed' is the seed's model exactly (one-hot cross-entropy, a free bin
 embedding table, no ordinal head, sampled bins), e.g.
---config=configs/dd.py:seed.
+--config=configs/dd.py:seed. 'masked' is the default's options with masked
+(absorbing) corruption (rtc.dd.masked; README.md "Masked discrete
+diffusion"): model.corruption = 'mask', model.unmask_order = 'random' |
+'confidence', model.early_start (fewer steps when a prefix is committed).
+Runs without model.corruption read as 'uniform'.
 
 Model options of rtc.dd.ordinal, recorded in the run's config.json:
 * model.target_sigma: HL-Gauss target width in bin widths (0 = one-hot).
@@ -25,14 +29,17 @@ from configs import common
 # Chosen by measurement (README.md, "Why DD learned slowly").
 ORDINAL = dict(target_sigma=1.0, centre_features=True, ordinal_head=8,
                decode='expected_value')
+MASKED = dict(corruption='mask', unmask_order='random', early_start=True)
 SEED = dict(target_sigma=0.0, centre_features=False, ordinal_head=0,
             decode='sample')
 
 
 def get_config(preset: str = ''):
-  if preset not in ('', 'seed'):
+  if preset not in ('', 'seed', 'masked'):
     raise ValueError(f"configs/dd.py: unknown preset {preset!r}; use '' "
-                     "(the default) or 'seed'.")
+                     "(the default), 'seed' or 'masked'.")
   options = SEED if preset == 'seed' else ORDINAL
+  if preset == 'masked':
+    options = dict(options, **MASKED)
   return common.bc_train(
       'logs-dd', common.model(num_bins=256, bin_embedding_dim=32, **options))

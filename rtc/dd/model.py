@@ -1,5 +1,5 @@
 r"""Discrete-diffusion action-chunking policy (SPEC §7), a drop-in sibling of
-rtc.flow.model.FlowPolicy on the shared backbone.
+rtc.flow.model.FlowPolicy on the shared backbone; masking: rtc.dd.masked.
 
 Notation: K bins, corruption level t in [0, 1] (t = 0 clean, t = 1 uniform
 noise), chunk tokens x [B, H, A] of bin indices.
@@ -40,12 +40,11 @@ noise), chunk tokens x [B, H, A] of bin indices.
   the end. Positions with 0 < w < 1 are guided: p_theta(x_0) is tilted by
   exp(-g * w * (centre_k - centre(y))^2 / 2), g = `max_guidance_weight`,
   computed as extra inputs of the output layer's matmul (`tilt_terms`).
-  The tilt is in action units, so g does not depend on K; it acts at every
-  denoising step and, through the chunk-to-chunk chain, on every later chunk,
-  so small values are already strong (README.md, "Choosing g": 3 on the
-  quickstart level, g >= 10 hurts). Positions with w = 0 are sampled as
-  without guidance.
-  `hard_masking` is the `zeros` schedule: pin the first d positions only.
+  The tilt is in action units (g does not depend on K); it acts at every step
+  and, through the chunk-to-chunk chain, on every later chunk (README.md,
+  "Choosing g": 3 on the quickstart level, g >= 10 hurts). Positions with
+  w = 0 are sampled as without guidance. `hard_masking` is the `zeros`
+  schedule: pin the first d positions only.
 * `bid_action`: rtc.common.bid with `action` as the sampler.
 * Training-time RTC (`simulated_delay` = D): per example d in {0..D-1},
   p(d) proportional to e^-d; the first d positions keep their clean tokens
@@ -69,12 +68,10 @@ from rtc.common import prefix
 from rtc.dd import ordinal
 from rtc.dd import reverse
 
-ROOT = 'dd'
+ROOT, EMBED, HEAD = 'dd', 'dd_embed', 'dd_ordinal_head'
 reverse_probs, reverse_mixture = reverse.reverse_probs, reverse.reverse_mixture
 reverse_sample, sample_logits = reverse.reverse_sample, reverse.sample_logits
 block_size, _max_last = reverse.block_size, reverse.max_last
-EMBED = 'dd_embed'
-HEAD = 'dd_ordinal_head'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,14 +238,15 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
 
   kind = 'dd'
   chunk_dtype = jnp.int32
+  embedding = BinEmbedding  # rtc.dd.masked adds a mask token.
 
   def __init__(self, model_config: ModelConfig, obs_dim: int,
                action_dim: int):
     self.num_bins = k = model_config.num_bins
 
     def net(obs, x_bins, level, tilt=None):
-      tokens = BinEmbedding(action_dim, k, model_config.bin_embedding_dim,
-                            model_config.centre_features, name=EMBED)(x_bins)
+      tokens = self.embedding(action_dim, k, model_config.bin_embedding_dim,
+                              model_config.centre_features, name=EMBED)(x_bins)
       extra = None if tilt is None else tilt_terms(*tilt, num_bins=k)
       with hk.name_scope(HEAD):
         head = ordinal.ordinal_head(model_config.ordinal_head,
@@ -392,6 +390,9 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
 def make_policy(model, obs_dim: int, action_dim: int):
   """A DiscreteDiffusionPolicy from model options (a dict or ConfigDict)."""
   model = model.to_dict() if hasattr(model, 'to_dict') else dict(model)
+  if 'corruption' in model:  # rtc.dd.masked reads the corruption options.
+    from rtc.dd import masked  # pylint: disable=g-import-not-at-top
+    return masked.make_policy(model, obs_dim, action_dim)
   # Runs written before model.decode have expected_value_output instead.
   legacy = model.pop('expected_value_output', None)
   if model.get('decode') is None:
