@@ -15,7 +15,11 @@ method over positions d..H-1: the share of chunks whose nearest mode is the
 committed one, and the mean absolute error to the committed line, as a
 ratio to the variant's own naive sampling. The test prints the table (the
 README's "Masked discrete diffusion" copies it) and asserts what the
-variants reach with a stated margin.
+variants reach with stated margins. Issue 14's goal for the best DD variant
+(>= 0.95 on the modes, <= 0.5x naive's line error) is met on the modes
+(masked DD: 1.00) but not on the line (0.60x): every variant's error grows
+linearly past the prefix, so the tiny models get the offset and miss most of
+the slope.
 """
 
 from absl.testing import absltest
@@ -121,12 +125,26 @@ class ContinuationTest(absltest.TestCase):
         lines.append(f'| {variant}, {method} | {share:.2f} | '
                      f'{err / naive_err:.2f}x ({err:.3f}) |')
     print('\n'.join(lines))
-    masked_rt = rows['dd masked']['realtime']
-    masked_naive = rows['dd masked']['naive']
-    # What the masked variant reaches (README.md "Masked discrete
-    # diffusion"), with margin: ASSERTS.
-    del masked_rt, masked_naive
-
+    ratio = {v: {m: r[m][1] / r['naive'][1] for m in r}
+             for v, r in rows.items()}
+    share = {v: {m: r[m][0] for m in r} for v, r in rows.items()}
+    for v in rows:  # The observation does not reveal the plan.
+      self.assertLess(share[v]['naive'], 0.6, v)
+    # Measured (README.md "Masked discrete diffusion"): masked DD 1.00 and
+    # 0.60x for both methods; uniform DD 0.90 and 0.80x; flow 0.85 and
+    # 0.68x / 0.74x. Asserted with margins of 0.05 (shares) and 0.1 (ratios).
+    for m in ('realtime', 'hard_masking'):
+      self.assertGreaterEqual(share['dd masked'][m], 0.95, m)
+      self.assertLessEqual(ratio['dd masked'][m], 0.7, m)
+      # Native inpainting beats the uniform model's pinning and flow's
+      # guidance on both tasks.
+      for other in ('dd uniform', 'flow'):
+        self.assertGreater(share['dd masked'][m], share[other][m] + 0.04,
+                           (m, other))
+        self.assertLess(ratio['dd masked'][m], ratio[other][m] - 0.05,
+                        (m, other))
+        self.assertGreaterEqual(share[other][m], 0.75, (m, other))
+        self.assertLessEqual(ratio[other][m], 0.9, (m, other))
 
 if __name__ == '__main__':
   absltest.main()
