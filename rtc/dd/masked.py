@@ -54,6 +54,7 @@ from rtc.common import prefix
 from rtc.dd import model as dd_model
 from rtc.dd import ordinal
 from rtc.dd import reverse
+from rtc.dd import token_levels
 
 CORRUPTIONS = ('uniform', 'mask')
 ORDERS = ('random', 'confidence')
@@ -257,12 +258,25 @@ class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
 
 
 def make_policy(model, obs_dim: int, action_dim: int):
-  """A DD policy from model options with `corruption` (a dict)."""
+  """A DD policy from model options with `corruption` (a dict): uniform
+  (with shared or per-token levels, rtc.dd.token_levels) or masked."""
   model = dict(model)
   corruption = model.pop('corruption', 'uniform')
   if corruption not in CORRUPTIONS:
     raise ValueError(f'model.corruption must be one of {CORRUPTIONS}, got '
                      f'{corruption!r}.')
+  levels = model.pop('token_levels', None) or 'shared'
+  share = model.pop('token_level_share', None)
+  if levels not in token_levels.TOKEN_LEVELS:
+    raise ValueError(f'model.token_levels must be one of '
+                     f'{token_levels.TOKEN_LEVELS}, got {levels!r}.')
+  if levels == 'shared' and share is not None:
+    raise ValueError("model.token_level_share applies only to "
+                     "model.token_levels = 'independent'; remove it.")
+  if corruption == 'mask' and levels != 'shared':
+    raise ValueError("model.token_levels = 'independent' is built for "
+                     "model.corruption = 'uniform' only; set one of them "
+                     'back.')
   if corruption == 'uniform':
     extra = [k for k in MASK_ONLY if model.get(k) is not None]
     if extra:
@@ -270,6 +284,11 @@ def make_policy(model, obs_dim: int, action_dim: int):
                        f"= 'mask'; remove it or set corruption to 'mask'.")
     for k in MASK_ONLY:
       model.pop(k, None)
+    if levels == 'independent':
+      model.update(token_levels=levels, token_level_share=(
+          0.5 if share is None else share))
+      return token_levels.TokenLevelsPolicy(
+          token_levels.TokenLevelsConfig(**model), obs_dim, action_dim)
     return dd_model.make_policy(model, obs_dim, action_dim)
   legacy = model.pop('expected_value_output', None)  # As rtc.dd.model reads.
   if model.get('decode') is None:

@@ -10,6 +10,7 @@ import numpy as np
 from configs import dd as dd_config
 from rtc.dd import masked
 from rtc.dd import model as dd_model
+from rtc.dd import token_levels
 
 O, A, H, K = 3, 2, 8, 16
 TINY = dict(channel_dim=32, channel_hidden_dim=64, token_hidden_dim=16,
@@ -227,6 +228,76 @@ class SamplingTest(parameterized.TestCase):
                     noise=jnp.zeros((2, H), jnp.int32))
 
 
+class TokenLevelsTest(absltest.TestCase):
+  """rtc.dd.token_levels (uniform corruption, per-token levels)."""
+
+  def _policy(self, **overrides):
+    return _policy(corruption='uniform', token_levels='independent',
+                   **overrides)
+
+  def test_network_receives_per_token_levels_for_a_share(self):
+    policy = self._policy(token_level_share=0.25)
+    self.assertIsInstance(policy, token_levels.TokenLevelsPolicy)
+    seen = []
+    original = policy.logits
+    policy.logits = lambda p, o, x, t, tilt=None: (seen.append(t),
+                                                   original(p, o, x, t))[1]
+    obs = jnp.zeros((256, O))
+    policy.loss(policy.init(jax.random.key(0)), jax.random.key(1), obs,
+                jnp.zeros((256, H, A)))
+    level = np.asarray(seen[0])
+    self.assertEqual(level.shape, (256, H))
+    varied = (level.max(1) - level.min(1)) > 0
+    # 256 examples: the standard error of the share is 0.027.
+    self.assertAlmostEqual(varied.mean(), 0.25, delta=0.11)
+
+  def test_committed_positions_clean_at_level_zero_every_step(self):
+    policy = self._policy()
+    params = _perturbed_params(policy)
+    seen = []
+    original = policy.logits
+
+    def spy(p, o, x, t, tilt=None):
+      jax.debug.callback(lambda x, t: seen.append((x, t)), x,
+                         jnp.broadcast_to(t, x.shape[:2]))
+      return original(p, o, x, t, tilt)
+
+    policy.logits = spy
+    obs = jax.random.normal(jax.random.key(0), (4, O))
+    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
+                              maxval=1)
+    out = policy.realtime_action(params, jax.random.key(2), obs, 4, prev, 3,
+                                 5)
+    jax.effects_barrier()
+    y = np.asarray(policy.to_bins(prev))
+    np.testing.assert_array_equal(out[:, :3], policy.from_bins(y[:, :3]))
+    self.assertLen(seen, 4)
+    for x, level in seen:
+      np.testing.assert_array_equal(np.asarray(x)[:, :3], y[:, :3])
+      np.testing.assert_array_equal(np.asarray(level)[:, :3], 0.0)
+      self.assertTrue((np.asarray(level)[:, 3:] > 0).all())
+    # The seed's model re-corrupts them instead.
+    seed = _policy(corruption='uniform')
+    seed_seen = []
+    seed_logits = seed.logits
+    seed.logits = lambda p, o, x, t, tilt=None: (
+        jax.debug.callback(lambda t: seed_seen.append(t), jnp.asarray(t)),
+        seed_logits(p, o, x, t, tilt))[1]
+    seed.realtime_action(params, jax.random.key(2), obs, 4, prev, 3, 5)
+    jax.effects_barrier()
+    self.assertEqual(np.asarray(seed_seen[0]).shape, ())
+
+  def test_refusals(self):
+    with self.assertRaisesRegex(ValueError, 'built for model.corruption'):
+      _policy(token_levels='independent')
+    with self.assertRaisesRegex(ValueError, 'model.token_levels must be'):
+      _policy(corruption='uniform', token_levels='per_dim')
+    with self.assertRaisesRegex(ValueError, 'token_level_share must be in'):
+      self._policy(token_level_share=1.5)
+    with self.assertRaisesRegex(ValueError, 'token_level_share applies'):
+      _policy(corruption='uniform', token_level_share=0.5)
+
+
 class ConfigTest(absltest.TestCase):
 
   def test_variant_read_from_options(self):
@@ -247,6 +318,14 @@ class ConfigTest(absltest.TestCase):
            ('corruption', 'unmask_order', 'early_start')}
     self.assertNotIsInstance(dd_model.make_policy(old, O, A),
                              masked.MaskedDiffusionPolicy)
+
+  def test_token_levels_preset(self):
+    c = dd_config.get_config('token_levels')
+    model = dict(c.model.to_dict(), **{k: v for k, v in TINY.items()
+                                       if k != 'corruption'})
+    policy = dd_model.make_policy(model, O, A)
+    self.assertIsInstance(policy, token_levels.TokenLevelsPolicy)
+    self.assertEqual(policy.config.token_level_share, 0.5)
 
   def test_impossible_combinations_are_refused(self):
     with self.assertRaisesRegex(ValueError, 'model.corruption must be one'):

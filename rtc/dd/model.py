@@ -390,7 +390,7 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
 def make_policy(model, obs_dim: int, action_dim: int):
   """A DiscreteDiffusionPolicy from model options (a dict or ConfigDict)."""
   model = model.to_dict() if hasattr(model, 'to_dict') else dict(model)
-  if 'corruption' in model:  # rtc.dd.masked reads the corruption options.
+  if {'corruption', 'token_levels'} & model.keys():  # Read by rtc.dd.masked.
     from rtc.dd import masked  # pylint: disable=g-import-not-at-top
     return masked.make_policy(model, obs_dim, action_dim)
   # Runs written before model.decode have expected_value_output instead.
