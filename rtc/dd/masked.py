@@ -37,8 +37,8 @@ process, the loss and the reverse process differ.
   positions committed, the process starts at level 1 - f (the share of
   masked tokens it then holds) and takes max(1, round(N (1 - f))) equal steps
   to 0 instead of N: at H = 8, d = 3, N = 5, 3 network calls (0.6x naive).
-  Inference delays may be traced, so the N steps are a scan whose first
-  N - n steps are skipped by `lax.cond` (no network call).
+  Inference delays may be traced, so the steps are a loop whose trip count
+  is traced (`lax.fori_loop`; a `lax.cond` per step cost more at batch 1).
 * `training_time_action`: the first d positions are the previous chunk's
   bins at level 0, unmasked throughout (with early start as above).
 * BID: rtc.common.bid over `action`, as for the uniform model.
@@ -91,8 +91,8 @@ def unmask_chunk(logits_fn, rng, x: jax.Array, num_steps: int, num_bins: int,
   """The reverse process from `x` [B,H,A] (mask token `num_bins`) to clean.
 
   logits_fn(x, t) -> logits [B,H,A,K]. Runs `calls` (default num_steps,
-  may be traced, <= num_steps) equal steps from level `start` to 0; the
-  first num_steps - calls steps of the scan make no network call.
+  may be traced, <= num_steps) equal steps from level `start` to 0 (with
+  `calls` given, as a loop with that trip count).
   Returns (bins [B,H,A], decoded actions [B,H,A]; tokens unmasked on entry
   keep their bins and decode to 0, the caller fills them).
   """
@@ -124,14 +124,14 @@ def unmask_chunk(logits_fn, rng, x: jax.Array, num_steps: int, num_bins: int,
     value = jnp.where(unmask, ordinal.decode(drawn, logits, decode), value)
     return jnp.where(unmask, drawn, x), value
 
-  def body(carry, k):
-    if full:
-      return step(carry, k), None
-    active = k >= num_steps - calls
-    return jax.lax.cond(active, step, lambda c, _: c, carry, k), None
-
   value = jnp.zeros(x.shape, jnp.float32)
-  (x, value), _ = jax.lax.scan(body, (x, value), jnp.arange(num_steps))
+  if full:
+    (x, value), _ = jax.lax.scan(lambda c, k: (step(c, k), None),
+                                 (x, value), jnp.arange(num_steps))
+  else:  # A loop over the last `calls` steps (a traced trip count).
+    first = (num_steps - calls).astype(jnp.int32)
+    x, value = jax.lax.fori_loop(first, num_steps,
+                                 lambda k, c: step(c, k), (x, value))
   return x, value
 
 
