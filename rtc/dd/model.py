@@ -1,5 +1,5 @@
 r"""Discrete-diffusion action-chunking policy (DESIGN §5), a drop-in sibling of
-rtc.flow.model.FlowPolicy on the shared backbone.
+rtc.flow.model.FlowPolicy on the shared backbone; masking: rtc.dd.masked.
 
 Notation: K bins, corruption level t in [0, 1] (t = 0 clean, t = 1 uniform
 noise), chunk tokens x [B, H, A] of bin indices.
@@ -40,12 +40,11 @@ noise), chunk tokens x [B, H, A] of bin indices.
   the end. Positions with 0 < w < 1 are guided: p_theta(x_0) is tilted by
   exp(-g * w * (centre_k - centre(y))^2 / 2), g = `max_guidance_weight`,
   computed as extra inputs of the output layer's matmul (`tilt_terms`).
-  The tilt is in action units, so g does not depend on K; it acts at every
-  denoising step and, through the chunk-to-chunk chain, on every later chunk,
-  so small values are already strong (README.md, "Choosing g": 3 on the
-  quickstart level, g >= 10 hurts). Positions with w = 0 are sampled as
-  without guidance.
-  `hard_masking` is the `zeros` schedule: pin the first d positions only.
+  The tilt is in action units (g does not depend on K); it acts at every step
+  and, through the chunk-to-chunk chain, on every later chunk (README.md,
+  "Choosing g": 3 on the quickstart level, g >= 10 hurts). Positions with
+  w = 0 are sampled as without guidance. `hard_masking` is the `zeros`
+  schedule: pin the first d positions only.
 * `bid_action`: rtc.common.bid with `action` as the sampler.
 * Training-time RTC (`simulated_delay` = D): per example d in {0..D-1},
   p(d) proportional to e^-d; the first d positions keep their clean tokens
@@ -67,12 +66,10 @@ from rtc.common import prefix
 from rtc.dd import ordinal
 from rtc.dd import reverse
 
-ROOT = 'dd'
+ROOT, EMBED, HEAD = 'dd', 'dd_embed', 'dd_ordinal_head'
 reverse_probs, reverse_mixture = reverse.reverse_probs, reverse.reverse_mixture
 reverse_sample, sample_logits = reverse.reverse_sample, reverse.sample_logits
 block_size, _max_last = reverse.block_size, reverse.max_last
-EMBED = 'dd_embed'
-HEAD = 'dd_ordinal_head'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,14 +236,15 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
 
   kind = 'dd'
   chunk_dtype = jnp.int32
+  embedding = BinEmbedding  # rtc.dd.masked adds a mask token.
 
   def __init__(self, model_config: ModelConfig, obs_dim: int,
                action_dim: int):
     self.num_bins = k = model_config.num_bins
 
     def net(obs, x_bins, level, tilt=None):
-      tokens = BinEmbedding(action_dim, k, model_config.bin_embedding_dim,
-                            model_config.centre_features, name=EMBED)(x_bins)
+      tokens = self.embedding(action_dim, k, model_config.bin_embedding_dim,
+                              model_config.centre_features, name=EMBED)(x_bins)
       extra = None if tilt is None else tilt_terms(*tilt, num_bins=k)
       with hk.name_scope(HEAD):
         head = ordinal.ordinal_head(model_config.ordinal_head,
@@ -376,5 +374,15 @@ def _legacy_model_options(model: dict) -> dict:
   return model
 
 
-make_policy = policy.maker(DiscreteDiffusionPolicy, ModelConfig,
-                           _legacy_model_options)
+_make_uniform = policy.maker(DiscreteDiffusionPolicy, ModelConfig,
+                             _legacy_model_options)
+
+
+def make_policy(model, obs_dim: int, action_dim: int):
+  """A DD policy from model options (a dict or ConfigDict): the seed's
+  uniform corruption, or a variant of rtc.dd.masked."""
+  model = model.to_dict() if hasattr(model, 'to_dict') else dict(model)
+  if {'corruption', 'token_levels'} & model.keys():  # Read by rtc.dd.masked.
+    from rtc.dd import masked  # pylint: disable=g-import-not-at-top
+    return masked.make_policy(model, obs_dim, action_dim)
+  return _make_uniform(model, obs_dim, action_dim)

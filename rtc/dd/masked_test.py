@@ -1,0 +1,342 @@
+"""Tests for rtc.dd.masked: the masked (absorbing) DD variant (tiny shapes,
+fixed seeds, stated tolerances)."""
+
+from absl.testing import absltest
+from absl.testing import parameterized
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from configs import dd as dd_config
+from rtc.dd import masked
+from rtc.dd import model as dd_model
+from rtc.dd import token_levels
+
+O, A, H, K = 3, 2, 8, 16
+TINY = dict(channel_dim=32, channel_hidden_dim=64, token_hidden_dim=16,
+            num_layers=1, action_chunk_size=H, num_bins=K,
+            bin_embedding_dim=8, corruption='mask')
+
+
+def _policy(**overrides):
+  return dd_model.make_policy(dict(TINY, **overrides), O, A)
+
+
+def _perturbed_params(policy, seed=0):
+  """Initial params plus noise, so zero-initialised outputs are not flat."""
+  params = policy.init(jax.random.key(seed))
+  leaves, tree = jax.tree_util.tree_flatten(params)
+  keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
+  return jax.tree_util.tree_unflatten(tree, [
+      l + 0.3 * jax.random.normal(k, l.shape) for l, k in zip(leaves, keys)])
+
+
+def _counting(policy):
+  """Wraps policy.logits; returns a list that grows by one per network call
+  actually executed (a runtime callback, so skipped scan steps don't count)."""
+  calls, seen = [], []
+  original = policy.logits
+
+  def logits(params, obs, x, t, tilt=None):
+    jax.debug.callback(lambda x: (calls.append(1), seen.append(x)), x)
+    return original(params, obs, x, t, tilt)
+
+  policy.logits = logits
+  return calls, seen
+
+
+class MaskProcessTest(parameterized.TestCase):
+
+  @parameterized.parameters(0.1, 0.5, 0.9)
+  def test_mask_frequency_matches_t(self, t):
+    x0 = jnp.zeros((64, H, A), jnp.int32)
+    x_t, masked_ = masked.mask_tokens(jax.random.key(0), x0, t, K)
+    n = x0.size  # 1024 tokens: the standard error is <= 0.016.
+    freq = float(jnp.mean(masked_))
+    self.assertAlmostEqual(freq, t, delta=4 * np.sqrt(t * (1 - t) / n))
+    np.testing.assert_array_equal(np.asarray(x_t == K), np.asarray(masked_))
+
+  def test_per_example_levels(self):
+    t = jnp.array([0.0, 0.3, 1.0])
+    x0 = jnp.ones((3, 64, A), jnp.int32)
+    _, m = masked.mask_tokens(jax.random.key(1), x0, t, K)
+    freq = np.asarray(jnp.mean(m, axis=(1, 2)))
+    self.assertEqual(freq[0], 0.0)
+    self.assertEqual(freq[2], 1.0)
+    self.assertAlmostEqual(freq[1], 0.3, delta=0.1)  # 128 tokens, 4 s.e.
+
+  def test_loss_ignores_unmasked_tokens(self):
+    policy = _policy()
+    params = _perturbed_params(policy)
+    obs = jax.random.normal(jax.random.key(0), (16, O))
+    action = jax.random.uniform(jax.random.key(1), (16, H, A), minval=-1,
+                                maxval=1)
+    key = jax.random.key(5)
+    level_rng, mask_rng, _ = jax.random.split(key, 3)
+    level = jax.random.uniform(level_rng, (16,))
+    x0 = policy.to_bins(action)
+    x_t, m = masked.mask_tokens(mask_rng, x0, level, K)
+    m = np.asarray(m)
+    self.assertTrue(m.any() and (~m).any())
+    logp = jax.nn.log_softmax(policy.logits(params, obs, x_t, level))
+    nll = -np.take_along_axis(np.asarray(logp), np.asarray(x0)[..., None],
+                              -1)[..., 0]
+    got = float(policy.loss(params, key, obs, action))
+    np.testing.assert_allclose(got, nll[m].mean(), rtol=1e-5)
+    self.assertGreater(abs(nll.mean() - nll[m].mean()), 1e-3)
+
+  def test_simulated_delay_prefix_is_never_masked(self):
+    policy = _policy(simulated_delay=8)
+    x_t = []
+    original = policy.logits
+    policy.logits = lambda p, o, x, t, tilt=None: (x_t.append((x, t)),
+                                                   original(p, o, x, t))[1]
+    obs = jnp.zeros((64, O))
+    action = jnp.zeros((64, H, A))
+    policy.loss(policy.init(jax.random.key(0)), jax.random.key(1), obs,
+                action)
+    x, t = (np.asarray(v) for v in x_t[0])
+    self.assertEqual(t.shape, (64, H))
+    clean = t == 0.0
+    self.assertTrue(clean.any())
+    self.assertFalse((x[clean] == K).any())
+
+
+class SamplingTest(parameterized.TestCase):
+
+  @parameterized.parameters('random', 'confidence')
+  def test_nothing_is_masked_after_the_last_step(self, order):
+    policy = _policy(unmask_order=order)
+    params = _perturbed_params(policy)
+    obs = jax.random.normal(jax.random.key(0), (4, O))
+    x = jnp.full((4, H, A), K, jnp.int32)
+    logits_fn = lambda x, t: policy.logits(params, obs, x, t)
+    for steps in (1, 3):
+      bins, value = masked.unmask_chunk(logits_fn, jax.random.key(steps), x,
+                                        steps, K, 'sample', order)
+      self.assertFalse(bool(jnp.any(bins == K)), (order, steps))
+      np.testing.assert_allclose(value, policy.from_bins(bins))
+
+  def test_random_order_unmasks_a_share_t_minus_s_over_t(self):
+    # Two steps 1 -> 0.5 -> 0: the first unmasks each token w.p. 0.5.
+    seen = []
+    logits_fn = lambda x, t: (jax.debug.callback(seen.append, x),
+                              jnp.zeros(x.shape + (K,)))[1]
+    x = jnp.full((64, H, A), K, jnp.int32)  # 1024 tokens: s.e. 0.016.
+    bins, _ = jax.jit(lambda x: masked.unmask_chunk(
+        logits_fn, jax.random.key(0), x, 2, K, 'sample', 'random'))(x)
+    jax.effects_barrier()
+    self.assertFalse(bool(jnp.any(bins == K)))
+    share = float((np.asarray(seen[1]) != K).mean())
+    self.assertAlmostEqual(share, 0.5, delta=0.064)
+
+  def test_confidence_order_unmasks_the_most_likely_first(self):
+    # Logits put all mass on bin 3 at position 0 and are flat elsewhere:
+    # with 2 steps the first unmasks the position-0 tokens among the half.
+    def logits_fn(x, t):
+      sharp = jnp.where(jnp.arange(K) == 3, 20.0, 0.0)
+      out = jnp.zeros(x.shape + (K,))
+      return out.at[:, 0].set(sharp)
+
+    seen = []
+    x = jnp.full((2, H, A), K, jnp.int32)
+    jax.jit(lambda x: masked.unmask_chunk(
+        lambda x, t: (jax.debug.callback(seen.append, x), logits_fn(x, t))[1],
+        jax.random.key(0), x, 2, K, 'sample', 'confidence'))(x)
+    jax.effects_barrier()
+    second = np.asarray(seen[1])  # The input of the second step.
+    self.assertTrue((second[:, 0] == 3).all())
+    self.assertEqual(int((second != K).sum()), 2 * H * A // 2)
+
+  @parameterized.parameters('exp', 'zeros')
+  def test_committed_positions_come_back_exactly(self, schedule):
+    policy = _policy()
+    params = _perturbed_params(policy)
+    _, seen = _counting(policy)
+    obs = jax.random.normal(jax.random.key(0), (4, O))
+    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
+                              maxval=1)
+    out = policy.realtime_action(params, jax.random.key(2), obs, 5, prev, 3,
+                                 5, schedule)
+    y = policy.to_bins(prev)
+    np.testing.assert_array_equal(out[:, :3], policy.from_bins(y[:, :3]))
+    self.assertTrue(seen)
+    for x in seen:  # Unmasked from the first step: every call sees y.
+      np.testing.assert_array_equal(np.asarray(x)[:, :3], y[:, :3])
+    self.assertTrue((np.asarray(seen[0])[:, 3:] == K).all())
+
+  def test_training_time_prefix_is_clean_at_level_zero(self):
+    policy = _policy(simulated_delay=4)
+    params = _perturbed_params(policy)
+    levels = []
+    original = policy.logits
+    policy.logits = lambda p, o, x, t, tilt=None: (
+        jax.debug.callback(levels.append, jnp.broadcast_to(t, (2, H))),
+        original(p, o, x, t))[1]
+    obs = jnp.zeros((2, O))
+    prev = jnp.full((2, H, A), 0.5)
+    out = policy.training_time_action(params, jax.random.key(0), obs, 4,
+                                      prev, 2)
+    np.testing.assert_allclose(out[:, :2], policy.from_bins(
+        policy.to_bins(prev))[:, :2])
+    self.assertTrue(levels)
+    for level in levels:
+      np.testing.assert_array_equal(np.asarray(level)[:, :2], 0.0)
+      self.assertTrue((np.asarray(level)[:, 2:] > 0).all())
+
+  def test_early_start_makes_fewer_calls_and_stays_on_bin_centres(self):
+    policy = _policy(decode='sample')
+    params = _perturbed_params(policy)
+    calls, _ = _counting(policy)
+    obs = jax.random.normal(jax.random.key(0), (4, O))
+    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
+                              maxval=1)
+    realtime = jax.jit(policy.realtime_action, static_argnums=(3, 7))
+    naive = jax.jit(policy.action, static_argnums=(3,))
+    naive(params, jax.random.key(2), obs, 5).block_until_ready()
+    jax.effects_barrier()
+    naive_calls = len(calls)
+    del calls[:]
+    # Traced delay: H = 8, d = 3, N = 5 -> round(5 * 5 / 8) = 3 calls.
+    out = realtime(params, jax.random.key(2), obs, 5, prev, jnp.int32(3),
+                   jnp.int32(5), 'exp')
+    jax.effects_barrier()
+    self.assertEqual(naive_calls, 5)
+    self.assertEqual(len(calls), 3)
+    centres = np.asarray(dd_model.bin_centres(K))
+    dist = np.abs(np.asarray(out)[..., None] - centres).min(-1)
+    np.testing.assert_allclose(dist, 0.0, atol=1e-6)
+    # Without early start: all 5.
+    late = _policy(decode='sample', early_start=False)
+    late_calls, _ = _counting(late)
+    late.realtime_action(params, jax.random.key(2), obs, 5, prev, 3, 5)
+    jax.effects_barrier()
+    self.assertEqual(len(late_calls), 5)
+
+  def test_bid_and_noise(self):
+    policy = _policy()
+    params = _perturbed_params(policy)
+    obs = jax.random.normal(jax.random.key(0), (2, O))
+    prev = jnp.zeros((2, H, A))
+    out = policy.bid_action(params, jax.random.key(1), obs, 2, prev, 2, 5, 3)
+    self.assertEqual(out.shape, (2, H, A))
+    given = jnp.full((2, H, A), 5, jnp.int32)
+    out = policy.action(params, jax.random.key(1), obs, 2, noise=given)
+    np.testing.assert_allclose(out, policy.from_bins(given))
+    with self.assertRaisesRegex(ValueError, 'noise must be tokens'):
+      policy.action(params, jax.random.key(1), obs, 2,
+                    noise=jnp.zeros((2, H), jnp.int32))
+
+
+class TokenLevelsTest(absltest.TestCase):
+  """rtc.dd.token_levels (uniform corruption, per-token levels)."""
+
+  def _policy(self, **overrides):
+    return _policy(corruption='uniform', token_levels='independent',
+                   **overrides)
+
+  def test_network_receives_per_token_levels_for_a_share(self):
+    policy = self._policy(token_level_share=0.25)
+    self.assertIsInstance(policy, token_levels.TokenLevelsPolicy)
+    seen = []
+    original = policy.logits
+    policy.logits = lambda p, o, x, t, tilt=None: (seen.append(t),
+                                                   original(p, o, x, t))[1]
+    obs = jnp.zeros((256, O))
+    policy.loss(policy.init(jax.random.key(0)), jax.random.key(1), obs,
+                jnp.zeros((256, H, A)))
+    level = np.asarray(seen[0])
+    self.assertEqual(level.shape, (256, H))
+    varied = (level.max(1) - level.min(1)) > 0
+    # 256 examples: the standard error of the share is 0.027.
+    self.assertAlmostEqual(varied.mean(), 0.25, delta=0.11)
+
+  def test_committed_positions_clean_at_level_zero_every_step(self):
+    policy = self._policy()
+    params = _perturbed_params(policy)
+    seen = []
+    original = policy.logits
+
+    def spy(p, o, x, t, tilt=None):
+      jax.debug.callback(lambda x, t: seen.append((x, t)), x,
+                         jnp.broadcast_to(t, x.shape[:2]))
+      return original(p, o, x, t, tilt)
+
+    policy.logits = spy
+    obs = jax.random.normal(jax.random.key(0), (4, O))
+    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
+                              maxval=1)
+    out = policy.realtime_action(params, jax.random.key(2), obs, 4, prev, 3,
+                                 5)
+    jax.effects_barrier()
+    y = np.asarray(policy.to_bins(prev))
+    np.testing.assert_array_equal(out[:, :3], policy.from_bins(y[:, :3]))
+    self.assertLen(seen, 4)
+    for x, level in seen:
+      np.testing.assert_array_equal(np.asarray(x)[:, :3], y[:, :3])
+      np.testing.assert_array_equal(np.asarray(level)[:, :3], 0.0)
+      self.assertTrue((np.asarray(level)[:, 3:] > 0).all())
+    # The seed's model re-corrupts them instead.
+    seed = _policy(corruption='uniform')
+    seed_seen = []
+    seed_logits = seed.logits
+    seed.logits = lambda p, o, x, t, tilt=None: (
+        jax.debug.callback(lambda t: seed_seen.append(t), jnp.asarray(t)),
+        seed_logits(p, o, x, t, tilt))[1]
+    seed.realtime_action(params, jax.random.key(2), obs, 4, prev, 3, 5)
+    jax.effects_barrier()
+    self.assertEqual(np.asarray(seed_seen[0]).shape, ())
+
+  def test_refusals(self):
+    with self.assertRaisesRegex(ValueError, 'built for model.corruption'):
+      _policy(token_levels='independent')
+    with self.assertRaisesRegex(ValueError, 'model.token_levels must be'):
+      _policy(corruption='uniform', token_levels='per_dim')
+    with self.assertRaisesRegex(ValueError, 'token_level_share must be in'):
+      self._policy(token_level_share=1.5)
+    with self.assertRaisesRegex(ValueError, 'token_level_share applies'):
+      _policy(corruption='uniform', token_level_share=0.5)
+
+
+class ConfigTest(absltest.TestCase):
+
+  def test_variant_read_from_options(self):
+    c = dd_config.get_config('masked')
+    model = dict(c.model.to_dict(), **{k: v for k, v in TINY.items()
+                                       if k != 'corruption'})
+    policy = dd_model.make_policy(model, O, A)
+    self.assertIsInstance(policy, masked.MaskedDiffusionPolicy)
+    # The embedding has a mask-token row; the uniform one does not.
+    shapes = policy.param_shapes()
+    emb = [v for k, v in shapes.items() if 'embed' in k][0]['embeddings']
+    self.assertEqual(emb.shape, (A, K + 1, 8))
+    uniform = dd_model.make_policy(dict(model, corruption='uniform',
+                                        unmask_order=None,
+                                        early_start=None), O, A)
+    self.assertNotIsInstance(uniform, masked.MaskedDiffusionPolicy)
+    old = {k: v for k, v in model.items() if k not in
+           ('corruption', 'unmask_order', 'early_start')}
+    self.assertNotIsInstance(dd_model.make_policy(old, O, A),
+                             masked.MaskedDiffusionPolicy)
+
+  def test_token_levels_preset(self):
+    c = dd_config.get_config('token_levels')
+    model = dict(c.model.to_dict(), **{k: v for k, v in TINY.items()
+                                       if k != 'corruption'})
+    policy = dd_model.make_policy(model, O, A)
+    self.assertIsInstance(policy, token_levels.TokenLevelsPolicy)
+    self.assertEqual(policy.config.token_level_share, 0.5)
+
+  def test_impossible_combinations_are_refused(self):
+    with self.assertRaisesRegex(ValueError, 'model.corruption must be one'):
+      _policy(corruption='gaussian')
+    with self.assertRaisesRegex(ValueError, "model.unmask_order applies only"):
+      _policy(corruption='uniform', unmask_order='random')
+    with self.assertRaisesRegex(ValueError, 'model.unmask_order must be one'):
+      _policy(unmask_order='left_to_right')
+    with self.assertRaisesRegex(ValueError, 'unknown preset'):
+      dd_config.get_config('maskd')
+
+
+if __name__ == '__main__':
+  absltest.main()
