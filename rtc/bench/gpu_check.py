@@ -20,8 +20,8 @@ Prints one table, measured in one run:
   outputs + temporaries - aliased) for the training steps and a `realtime`
   evaluation rollout of the 12 levels at 2048 envs.
 
-The paper levels come from `--worlds_dir` (default ../shared/worlds; without
-it the 8 paper levels kinetix-env ships). `--smoke` runs the same code on 2
+The paper levels come from `--worlds_dir`, a folder holding all 12 as
+`l/*.json` (README "Levels"); without it, the 8 that kinetix-env ships. `--smoke` runs the same code on 2
 small levels with a tiny model, batch 8, 4 envs and 2 PPO updates.
 """
 
@@ -53,8 +53,9 @@ _SMOKE = flags.DEFINE_bool('smoke', False, 'Tiny sizes (CPU, CI).')
 _MEMORY_ONLY = flags.DEFINE_bool(
     'memory_only', False, 'Only compile and report XLA\'s memory analysis.')
 _OUT = flags.DEFINE_string('out', '', 'Also write the table (Markdown) here.')
-_WORLDS = flags.DEFINE_string('worlds_dir', '../shared/worlds',
-                              'Folder of the paper levels (l/*.json).')
+_WORLDS = flags.DEFINE_string('worlds_dir', '',
+                              'Folder of the paper levels (l/*.json); empty: '
+                              'the 8 kinetix-env ships.')
 _PPO_SECONDS = flags.DEFINE_float('ppo_seconds', 180.0,
                                   'Seconds of PPO (stops after an update).')
 
