@@ -384,6 +384,18 @@ class CommandLineTest(absltest.TestCase):
                      r'[^\n]*\n$')
     self.assertNotIn('config', flags.FLAGS)
 
+  def test_finished_work_exits_zero(self):
+    # The quickstart's work returns its output directory; main must still
+    # return None, which absl's app.run exits 0 on (a string exits 1).
+    binary = dataclasses.replace(
+        quickstart.BINARY, work=lambda config, flag_values: '/a/path')
+    argv = config_util.resolve_config_arg(
+        ['quickstart', f'--output_dir={self.create_tempdir().full_path}'])
+    flag_values = flags.FlagValues()
+    with mock.patch.object(sys, 'argv', argv):
+      main = cli.define(binary, argv, flag_values)
+      cli.parse_flags(argv, flag_values, binary.table)
+      self.assertIsNone(main(argv))
 
 if __name__ == '__main__':
   absltest.main()

@@ -88,7 +88,9 @@ class Binary:
       validate.check_config(config, self.table)
       if self.check is not None:
         self.check(config, flag_values)
-      return self.work(config, flag_values)
+      # The work's result (a path, say) is not an exit status: absl's
+      # app.run would print it and exit 1.
+      self.work(config, flag_values)
 
     return main
 
