@@ -57,8 +57,8 @@ STAGES = (('expert', 'data') + tuple(f'{k}_train' for k in KINDS) +
           tuple(f'{k}_eval' for k in KINDS) + ('report',))
 # Rough wall time of each stage on a 2-core CPU (s), for the time-left line.
 # Measured on a 2-core CPU with an empty compilation cache (README.md).
-EXPECTED_SECONDS = {'expert': 130, 'data': 60, 'flow_train': 85,
-                    'dd_train': 105, 'flow_eval': 245, 'dd_eval': 395,
+EXPECTED_SECONDS = {'expert': 70, 'data': 35, 'flow_train': 70,
+                    'dd_train': 95, 'flow_eval': 200, 'dd_eval': 255,
                     'report': 5}
 # Stages run in this order; the branches of a tuple run side by side.
 PLAN = ('expert', 'data', tuple((f'{k}_train', f'{k}_eval') for k in KINDS),
