@@ -24,8 +24,18 @@ _FAMILY_MODEL = {'dd': {'num_bins': 64, 'bin_embedding_dim': 8}}
 _FAMILY_MODEL_TEST = {'dd': {'num_bins': 16}}
 
 
-def _family_config(kind, suffix=''):
-  return importlib.import_module(f'configs.{kind}{suffix}').get_config()
+def _family_config(kind, suffix='', preset=''):
+  module = importlib.import_module(f'configs.{kind}{suffix}')
+  return module.get_config(preset) if preset else module.get_config()
+
+
+# The CPU suite (`:suite`): levels chosen by `bazel run
+# //rtc/bench:level_survey` (docs/level_survey.csv; README "CPU benchmark").
+SUITE = ('m/h0_unicycle',)
+# `:variants` adds the DD presets of configs/dd.py (README "Which DD").
+VARIANTS = ('dd_masked', 'dd_token_levels')
+VARIANT_METHODS = 'naive,realtime,hard_masking'
+PRESETS = ('', 'test', 'variants', 'suite')
 
 
 def _small_model(model):
@@ -47,6 +57,12 @@ def _bc(c):
 
 
 def get_config(preset: str = ''):
+  """`preset`: '' or comma-separated names of PRESETS, e.g. 'suite,test'."""
+  presets = [p.strip() for p in preset.split(',') if p.strip()]
+  for p in presets:
+    if p not in PRESETS:
+      raise ValueError(f'configs/quickstart.py: unknown preset {p!r}; use '
+                       f'one or more (comma-separated) of {PRESETS[1:]}.')
   c = config_dict.ConfigDict()
   c.output_dir = 'quickstart_output'
   # Run the flow branch (training, evaluation) and the DD branch side by
@@ -54,9 +70,18 @@ def get_config(preset: str = ''):
   c.parallel = True
   c.expert = expert.get_config('quickstart')
   c.data = data.get_config('quickstart')
-  for kind in registry.BUILTIN_KINDS:
-    c[kind] = _bc(_family_config(kind))
-    c[kind].model.update(_FAMILY_MODEL.get(kind, {}))
+  # The policies compared: a kind of rtc.common.registry, or
+  # <kind>_<preset> for a preset of configs/<kind>.py (`:variants`); each
+  # has its training block c.<name> and evaluation block c.<name>_eval.
+  c.policies = ','.join(registry.BUILTIN_KINDS)
+  names = list(registry.BUILTIN_KINDS)
+  if 'variants' in presets:
+    names += VARIANTS
+    c.policies = ','.join(names)
+  for name in names:
+    kind, _, variant = name.partition('_')
+    c[name] = _bc(_family_config(kind, preset=variant))
+    c[name].model.update(_FAMILY_MODEL.get(kind, {}))
   # The comparison: every method at delays 0..4 with s = max(1, d), 128
   # episodes per point (standard error <= 0.044): on m/h0_unicycle flow's
   # realtime and hard_masking beat naive by 0.14-0.32 at d = 3, 4. Episodes
@@ -68,9 +93,18 @@ def get_config(preset: str = ''):
   c.eval.num_evals = 128
   c.eval.num_flow_steps = 5
   c.eval.seed = 0
-  for kind in registry.BUILTIN_KINDS:
-    c[f'{kind}_eval'] = _family_config(kind, '_eval')
-  if preset == 'test':  # The shrunken configuration of quickstart_test.
+  # Methods of one policy when not eval.methods: {name: 'naive,...'}.
+  c.eval.methods_for = config_dict.ConfigDict(
+      {n: VARIANT_METHODS for n in names if n in VARIANTS})
+  for name in names:
+    c[f'{name}_eval'] = _family_config(name.partition('_')[0], '_eval')
+  if 'suite' in presets:
+    # The CPU benchmark (`bazel run //rtc:benchmark`): the suite's levels,
+    # 256 episodes per point (standard error <= 0.031 per level).
+    c.output_dir = 'benchmark_output'
+    c.expert.levels = ','.join(SUITE)
+    c.eval.num_evals = 256
+  if 'test' in presets:  # The shrunken configuration of quickstart_test.
     c.expert.num_seeds = 1
     c.expert.num_envs = 8
     c.expert.num_steps = 16
@@ -78,8 +112,8 @@ def get_config(preset: str = ''):
     c.expert.save_every = 1
     c.data.num_envs = 8
     c.data.num_steps = 512
-    for kind in registry.BUILTIN_KINDS:
-      bc = c[kind]
+    for name in names:
+      bc = c[name]
       bc.num_epochs = 1
       bc.batch_size = 32
       bc.log_every = 4
@@ -87,7 +121,7 @@ def get_config(preset: str = ''):
       bc.model.channel_hidden_dim = 16
       bc.model.token_hidden_dim = 8
       bc.model.num_layers = 1
-      bc.model.update(_FAMILY_MODEL_TEST.get(kind, {}))
+      bc.model.update(_FAMILY_MODEL_TEST.get(name.partition('_')[0], {}))
     c.eval.methods = 'naive,realtime'
     c.eval.delays = '0,2'
     c.eval.num_evals = 4

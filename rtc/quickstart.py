@@ -30,7 +30,6 @@ expert stage from its last save).
 import datetime
 import json
 import os
-import platform
 import threading
 import time
 from typing import Callable
@@ -38,6 +37,7 @@ from typing import Callable
 from absl import flags
 import numpy as np
 
+from rtc import report
 from rtc.common import checkpoints
 from rtc.common import cli
 from rtc.common import evaluate
@@ -45,7 +45,6 @@ from rtc.common import paths
 from rtc.common import registry
 from rtc.common import results
 from rtc.common import summary
-from rtc.common import sweep
 from rtc.common import train
 from rtc.common import validate
 from rtc.expert import generate_data
@@ -65,11 +64,37 @@ PLAN = ('expert', 'data', tuple((f'{k}_train', f'{k}_eval') for k in KINDS),
         'report')
 
 
-def wall_seconds(seconds_of, parallel: bool = True) -> float:
+def policy_kind(name: str) -> str:
+  """The registry kind of a compared policy: `<kind>` or `<kind>_<preset>`
+  (a preset of configs/<kind>.py, e.g. dd_masked)."""
+  kind = name if name in registry.kinds() else name.partition('_')[0]
+  if kind not in registry.kinds():
+    raise ValueError(f'--config.policies: {name!r} is neither a policy kind '
+                     f'({", ".join(registry.kinds())}) nor <kind>_<preset>.')
+  return kind
+
+
+def policy_names(config) -> tuple[str, ...]:
+  """The compared policies of a quickstart config, each with its blocks."""
+  names = tuple(n.strip() for n in config.policies.split(',') if n.strip())
+  if not names:
+    raise ValueError('--config.policies is empty; e.g. flow,dd.')
+  for n in names:
+    policy_kind(n)
+    for block in (n, f'{n}_eval'):
+      if block not in config:
+        raise ValueError(
+            f'--config.policies names {n!r} but the config has no '
+            f'`{block}` block: use a preset that defines it (e.g. '
+            '--config=configs/quickstart.py:variants).')
+  return names
+
+
+def wall_seconds(seconds_of, parallel: bool = True, plan=PLAN) -> float:
   """The plan's wall time from each stage's seconds (side-by-side branches
   count as their longest)."""
   total = 0.0
-  for step in PLAN:
+  for step in plan:
     if isinstance(step, str):
       total += seconds_of(step)
     else:
@@ -79,14 +104,38 @@ def wall_seconds(seconds_of, parallel: bool = True) -> float:
 
 
 class Quickstart:
-  """Runs the stages in order, skipping finished ones."""
+  """Runs the stages in order, skipping finished ones.
+
+  A subclass may run another plan: it sets NAME, RUN_NAME, STAGES, PLAN and
+  EXPECTED_SECONDS and a `_<stage>` method for each stage of its own.
+  """
+  NAME = 'quickstart'
+  RUN_NAME = RUN_NAME
+  STAGES = STAGES
+  PLAN = PLAN
+  EXPECTED_SECONDS = EXPECTED_SECONDS
 
   def __init__(self, config, log: Callable[[str], None] = print):
     self.config = config
     self.log = log
     self.out = paths.resolve(config.output_dir)
-    self.expert_dir = os.path.join(self.out, 'logs-expert', RUN_NAME)
+    self.expert_dir = os.path.join(self.out, 'logs-expert', self.RUN_NAME)
     self.start = time.time()
+    if self.PLAN is PLAN:  # The quickstart's own plan, over its policies.
+      self.names = policy_names(config)
+      self.STAGES = (('expert', 'data') +  # pylint: disable=invalid-name
+                     tuple(f'{n}_train' for n in self.names) +
+                     tuple(f'{n}_eval' for n in self.names) + ('report',))
+      self.PLAN = ('expert', 'data', tuple(  # pylint: disable=invalid-name
+          (f'{n}_train', f'{n}_eval') for n in self.names), 'report')
+      self.EXPECTED_SECONDS = dict(EXPECTED_SECONDS)  # pylint: disable=invalid-name
+      levels = len(config.expert.levels.split(','))
+      for n in self.names:
+        for step in ('train', 'eval'):
+          self.EXPECTED_SECONDS[f'{n}_{step}'] = levels * EXPECTED_SECONDS[
+              f'{policy_kind(n)}_{step}']
+      for stage in ('expert', 'data'):
+        self.EXPECTED_SECONDS[stage] *= levels
 
   # -- bookkeeping --------------------------------------------------------------
 
@@ -109,9 +158,10 @@ class Quickstart:
   def _header(self, stage):
     with self._lock:
       left = wall_seconds(
-          lambda s: 0 if s in self._done else EXPECTED_SECONDS[s],
-          self.config.parallel)
-    self.log(f'[quickstart] stage {STAGES.index(stage) + 1}/{len(STAGES)} '
+          lambda s: 0 if s in self._done else self.EXPECTED_SECONDS[s],
+          self.config.parallel, self.PLAN)
+    self.log(f'[{self.NAME}] stage {self.STAGES.index(stage) + 1}/'
+             f'{len(self.STAGES)} '
              f'{stage}: elapsed '
              f'{cli.format_duration(time.time() - self.start)}, about '
              f'{cli.format_duration(left)} left (estimate)')
@@ -119,15 +169,15 @@ class Quickstart:
   def _stage(self, stage):
     done = self.finished(stage)
     if done is not None:
-      self.log(f'[quickstart] stage {STAGES.index(stage) + 1}/{len(STAGES)} '
-               f'{stage}: finished earlier ({done["seconds"]:.0f}s), '
-               'skipping')
+      self.log(f'[{self.NAME}] stage {self.STAGES.index(stage) + 1}/'
+               f'{len(self.STAGES)} {stage}: finished earlier '
+               f'({done["seconds"]:.0f}s), skipping')
     else:
       self._header(stage)
       t0 = time.time()
       outputs = self._run(stage)
       self._mark(stage, time.time() - t0, outputs)
-      self.log(f'[quickstart] {stage} done in '
+      self.log(f'[{self.NAME}] {stage} done in '
                f'{cli.format_duration(time.time() - t0)}')
     with self._lock:
       self._done.add(stage)
@@ -169,14 +219,15 @@ class Quickstart:
     os.makedirs(self.out, exist_ok=True)
     self._lock = threading.Lock()
     self._done = set()
-    for step in PLAN:
+    for step in self.PLAN:
       if isinstance(step, str):
         self._stage(step)
       else:
         self._branches(step)
-    self.log(f'[quickstart] all stages done in '
-             f'{cli.format_duration(time.time() - self.start)}; report: '
-             f'{os.path.join(self.out, "report.md")}')
+    report = (f'; report: {os.path.join(self.out, "report.md")}'
+              if 'report' in self.STAGES else '')
+    self.log(f'[{self.NAME}] all stages done in '
+             f'{cli.format_duration(time.time() - self.start)}{report}')
     return self.out
 
   # -- stages -------------------------------------------------------------------
@@ -187,14 +238,14 @@ class Quickstart:
     method = getattr(self, f'_{stage}', None)
     if method is not None:
       return method()
-    kind, _, step = stage.rpartition('_')
-    return self._bc(kind) if step == 'train' else self._eval(kind)
+    name, _, step = stage.rpartition('_')
+    return self._bc(name) if step == 'train' else self._eval(name)
 
   def _expert(self):
     c = self.config.expert  # An interrupted earlier attempt resumes.
     with c.unlocked():
       c.logdir = os.path.join(self.out, 'logs-expert')
-      c.run_name = RUN_NAME
+      c.run_name = self.RUN_NAME
     return {'run_dir': expert_train.train(c, log=self.log)}
 
   def _data(self):
@@ -215,95 +266,42 @@ class Quickstart:
                       if done.any() else 0.0})
     return {'files': files}
 
-  def _bc(self, kind):
-    c = self.config[kind]
+  def _bc(self, name):
+    """Behaviour cloning of policy `name` (a kind, or <kind>_<preset>)."""
+    c = self.config[name]
+    kind = policy_kind(name)
     with c.unlocked():
       c.run_path = self.expert_dir
-      c.logdir = os.path.join(self.out, f'logs-{kind}')
-      c.run_name = RUN_NAME
+      c.logdir = os.path.join(self.out, f'logs-{name}')
+      c.run_name = self.RUN_NAME
     return {'run_dir': train.train_and_evaluate(
         c, registry.make_policy(kind), kind, log=self.log)}
 
-  def _eval(self, kind):
-    c = self.config[f'{kind}_eval']
+  def _eval(self, name):
+    c = self.config[f'{name}_eval']
+    kind = policy_kind(name)
     with c.unlocked():
       for k, v in self.config.eval.items():
-        c[k] = v
-    run_dir = os.path.join(self.out, f'logs-{kind}', RUN_NAME)
+        if k != 'methods_for':
+          c[k] = v
+      c.methods = self.config.eval.methods_for.get(name) or c.methods
+    run_dir = os.path.join(self.out, f'logs-{name}', self.RUN_NAME)
     path = evaluate.evaluate(c, run_dir, os.path.join(self.out,
-                                                      f'eval_{kind}'),
+                                                      f'eval_{name}'),
                              registry.make_policy(kind), kind, log=self.log)
     rows = results.read_results(path)
     with summary.SummaryWriter(os.path.join(self.out, 'tb',
-                                            f'{kind}_eval')) as w:
+                                            f'{name}_eval')) as w:
       for method, by_delay in results.summarise(rows).items():
         for delay, (solved, _) in by_delay.items():
-          w.write(delay, {f'{kind}/{method}/solve_rate': solved})
+          w.write(delay, {f'{name}/{method}/solve_rate': solved})
     return {'results': path}
 
   def _report(self):
-    panels, combined = [], []
-    for kind, label in ((k, registry.label(k)) for k in KINDS):
-      rows = results.read_results(os.path.join(self.out, f'eval_{kind}',
-                                               'results.csv'))
-      panels.append((label, rows))
-      combined += [dict(r, policy=kind) for r in rows]
-    csv_path = os.path.join(self.out, 'results.csv')
-    write_combined(csv_path, combined)
-    png = results.plot(panels, os.path.join(self.out,
-                                            'solve_rate_vs_delay.png'))
-    report = os.path.join(self.out, 'report.md')
-    checkpoints.atomic_write_bytes(report, self.report_text(panels).encode())
-    return {'results': csv_path, 'plot': png, 'report': report}
+    return report.write(self, policy_kind)
 
-  def report_text(self, panels) -> str:
-    c = self.config
-    lines = [
-        '# rtc quickstart report', '',
-        f'Date: {datetime.date.today().isoformat()}; machine: '
-        f'{platform.machine()}, {os.cpu_count()} CPU cores, '
-        f'{platform.python_implementation()} {platform.python_version()}.',
-        '',
-        '## Solve rate by method and inference delay',
-        f'Execution horizon s = max(1, d); {c.eval.num_evals} evaluation '
-        f'episodes per point (standard error <= '
-        f'{0.5 / np.sqrt(c.eval.num_evals):.3f}); level '
-        f'`{c.expert.levels}`.', '']
-    for label, rows in panels:
-      lines += [f'### {label}', '',
-                results.markdown_table(results.summarise(rows)), '']
-    lines += ['![solve rate vs delay](solve_rate_vs_delay.png)', '',
-              '## Stages', '', '| stage | wall time | outputs |',
-              '|---|---|---|']
-    for stage in STAGES[:-1]:
-      info = self.finished(stage) or {}
-      outs = ', '.join(
-          os.path.relpath(v, self.out) if isinstance(v, str) else
-          f'{len(v)} file(s)' for v in info.get('outputs', {}).values())
-      lines.append(f'| {stage} | '
-                   f'{cli.format_duration(info.get("seconds", 0))} | '
-                   f'{outs} |')
-    total = wall_seconds(
-        lambda s: (self.finished(s) or {}).get('seconds', 0)
-        if s != 'report' else 0, c.parallel)
-    together = ('flow and DD side by side' if c.parallel else
-                'one stage after another')
-    lines += [f'| total | {cli.format_duration(total)} | wall time, '
-              f'{together} |',
-              '', '## Settings', '', '```',
-              c.to_json_best_effort(indent=2, sort_keys=True), '```', '']
-    return '\n'.join(lines)
-
-
-def write_combined(path, rows):
-  import csv  # pylint: disable=g-import-not-at-top
-  import io  # pylint: disable=g-import-not-at-top
-  buf = io.StringIO()
-  w = csv.DictWriter(buf, fieldnames=list(sweep.COLUMNS) + ['policy'])
-  w.writeheader()
-  for r in rows:
-    w.writerow({k: r[k] for k in list(sweep.COLUMNS) + ['policy']})
-  checkpoints.atomic_write_bytes(path, buf.getvalue().encode())
+  def wall_seconds(self, seconds_of) -> float:
+    return wall_seconds(seconds_of, self.config.parallel, self.PLAN)
 
 
 def _extra_flags(flag_values):
@@ -316,9 +314,14 @@ def _check(config, flag_values):
   """Every stage's options before the first stage starts."""
   if flag_values.output_dir:
     config.output_dir = flag_values.output_dir
-  for kind in KINDS:
-    validate.check_model(config[kind].model, registry.make_policy(kind),
-                         f'{kind}.')
+  for name in policy_names(config):
+    kind = policy_kind(name)
+    if name not in validate.QUICKSTART:  # Presets' extra policies.
+      validate.check_config(config[name], validate.BC_TRAIN, f'{name}.')
+      validate.check_config(config[f'{name}_eval'], validate.SWEEP,
+                            f'{name}_eval.')
+    validate.check_model(config[name].model, registry.make_policy(kind),
+                         f'{name}.')
   option = '--output_dir' if flag_values.output_dir else '--config.output_dir'
   paths.check_writable_dir(paths.resolve(config.output_dir), option)
 

@@ -14,6 +14,7 @@ axis), or one panel per level.
 import collections
 import csv
 import os
+from typing import Optional
 
 import numpy as np
 
@@ -83,19 +84,50 @@ def summarise(rows, execute_horizon=None, level=None,
   return {m: dict(sorted(out[m].items())) for m in _methods(rows) if m in out}
 
 
-def markdown_table(summary: dict, title: str = 'method') -> str:
+def standard_errors(rows, summary: dict, num_evals: int,
+                    metric='returned_episode_solved') -> dict:
+  """{method: {delay: standard error}} of `summary`'s level means.
+
+  Episode sampling only: each level's solve rate p_l over `num_evals`
+  independent episodes has variance p_l (1 - p_l) / num_evals, so the mean
+  over L levels has sqrt(sum_l p_l (1 - p_l) / num_evals) / L. It does not
+  cover the spread from other experts, data or training seeds.
+  """
+  out = {}
+  for method, by_delay in summary.items():
+    out[method] = {}
+    for delay, (_, s) in by_delay.items():
+      p = np.array([r[metric] for r in rows if r['method'] == method and
+                    r['delay'] == delay and r['execute_horizon'] == s])
+      out[method][delay] = float(
+          np.sqrt(np.sum(p * (1 - p)) / num_evals) / len(p))
+  return out
+
+
+def markdown_table(summary: dict, title: str = 'method',
+                   errors: Optional[dict] = None) -> str:
+  """Methods as rows, delays as columns; `errors` adds ' ± SE' to cells."""
   delays = sorted({d for v in summary.values() for d in v})
   lines = [f'| {title} | ' + ' | '.join(f'd={d}' for d in delays) + ' |',
            '|---|' + '---|' * len(delays)]
   for method, by_delay in summary.items():
-    cells = [f'{by_delay[d][0]:.3f}' if d in by_delay else '' for d in delays]
+    cells = []
+    for d in delays:
+      cell = f'{by_delay[d][0]:.3f}' if d in by_delay else ''
+      if cell and errors is not None:
+        cell += f' ± {errors[method][d]:.3f}'
+      cells.append(cell)
     lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
   return '\n'.join(lines)
 
 
 def plot(panels, output: str, execute_horizon=None, per_level=False,
-         ylabel='solve rate') -> str:
-  """panels: [(title, rows)]. Writes a PNG; returns its path."""
+         ylabel='solve rate', num_evals: Optional[int] = None) -> str:
+  """panels: [(title, rows)]. Writes a PNG; returns its path.
+
+  `num_evals` (episodes per point) adds standard-error bars
+  (`standard_errors`).
+  """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -115,10 +147,14 @@ def plot(panels, output: str, execute_horizon=None, per_level=False,
                            sharey=True, squeeze=False)
   for ax, (title, rows) in zip(axes.flat, panels):
     summary = summarise(rows, execute_horizon)
+    errors = (standard_errors(rows, summary, num_evals) if num_evals
+              else None)
     for method, by_delay in summary.items():
       delays = sorted(by_delay)
-      ax.plot(delays, [by_delay[d][0] for d in delays], marker='o',
-              label=method)
+      ax.errorbar(delays, [by_delay[d][0] for d in delays],
+                  yerr=None if errors is None else
+                  [errors[method][d] for d in delays], marker='o',
+                  capsize=3, label=method)
     ax.set_title(title)
     ax.set_xlabel('inference delay d')
     ax.grid(alpha=0.3)

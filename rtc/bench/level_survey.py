@@ -1,0 +1,248 @@
+r"""Which levels kinetix-env ships show the effect of inference delay on a CPU?
+
+  bazel run //rtc/bench:level_survey [-- --output_dir=level_survey_output \
+      --csv=docs/level_survey.csv]
+
+For every small (`s/`) and medium (`m/`) level kinetix-env ships, per size
+class (a class shares its static parameters, so its levels train together,
+vmapped):
+
+1. `expert`: the quickstart-preset PPO experts (configs/expert.py:quickstart,
+   2 seeds) on every level of the class;
+2. `data`: the quickstart-preset expert data, for the levels whose experts
+   end at solve rate >= `--threshold` (mean over seeds);
+3. `flow_train`: the quickstart's small flow policy on those levels;
+4. `flow_eval`: naive at d = 0 and d = 4, realtime at d = 4 (s = max(1, d)),
+   `--num_evals` episodes per point.
+
+Then `survey.csv` (and `--csv`): level, the experts' final solve rate,
+their minutes (the class's expert wall time over its levels: levels train
+together), the update at which they first reach the threshold, the three
+flow solve rates, the drop d = 0 -> 4 and whether the level qualifies for
+the CPU suite (expert >= threshold, naive drops by >= `--min_drop`).
+
+Every stage of every class resumes (rtc.quickstart's stage markers under
+`<output_dir>/<class>/stages/`); progress lines carry the time left.
+"""
+
+import csv
+import io
+import os
+import time
+
+from absl import app
+from absl import flags
+
+from configs import quickstart as quickstart_config
+from rtc import quickstart
+from rtc.common import cache
+from rtc.common import checkpoints
+from rtc.common import cli
+from rtc.common import envs
+from rtc.common import evaluate
+from rtc.common import paths
+from rtc.common import registry
+from rtc.common import results
+from rtc.expert import store
+
+COLUMNS = ('level', 'expert_solve_rate', 'expert_minutes',
+           'expert_update_reaching_threshold', 'flow_naive_d0',
+           'flow_naive_d4', 'flow_realtime_d4', 'naive_drop', 'qualifies')
+# (method, delay) points of the flow evaluation.
+POINTS = (('naive', 0), ('naive', 4), ('realtime', 4))
+
+
+def shipped_levels(size: str) -> tuple[str, ...]:
+  """Every level id kinetix-env ships under `<size>/`, sorted."""
+  root = os.path.join(envs.package_worlds_dir(), size)
+  if not os.path.isdir(root):
+    raise FileNotFoundError(f'{root} not found: is kinetix-env installed '
+                            '(tools/setup.sh)?')
+  return tuple(sorted(f'{size}/{f}' for f in os.listdir(root)
+                      if f.endswith('.json')))
+
+
+def expert_curve(run_dir: str, level_id: str, num_seeds: int) -> dict:
+  """{update: solve rate averaged over seeds} from the saved statistics."""
+  name = envs.level_name(level_id)
+  by_update = {}
+  for seed in range(num_seeds):
+    seed_dir = store.seed_dir(run_dir, seed)
+    for u in checkpoints.epoch_dirs(seed_dir):
+      path = store.stats_path(run_dir, seed, u, name)
+      if os.path.exists(path):
+        by_update.setdefault(u, []).append(
+            store.read_stats(path)[store.SOLVED])
+  return {u: sum(v) / len(v) for u, v in sorted(by_update.items())
+          if len(v) == num_seeds}
+
+
+class SizeClass(quickstart.Quickstart):
+  """The survey's stages on the levels of one size class."""
+  NAME = 'survey'
+  RUN_NAME = 'survey'
+  STAGES = ('expert', 'data', 'flow_train', 'flow_eval')
+  PLAN = STAGES
+
+  def __init__(self, config, threshold: float, log=print):
+    super().__init__(config, log=log)
+    self.threshold = threshold
+    n = len(envs.parse_levels(config.expert.levels))
+    # Rough 2-core CPU seconds per stage for n levels (time-left lines).
+    self.EXPECTED_SECONDS = {'expert': 60 * n, 'data': 25 * n,  # pylint: disable=invalid-name
+                             'flow_train': 60 * n, 'flow_eval': 30 * n}
+
+  def curves(self) -> dict:
+    return {lv: expert_curve(self.expert_dir, lv,
+                             int(self.config.expert.num_seeds))
+            for lv in envs.parse_levels(self.config.expert.levels)}
+
+  def good_levels(self) -> list[str]:
+    return [lv for lv, curve in self.curves().items()
+            if curve and curve[max(curve)] >= self.threshold]
+
+  def _data(self):
+    good = self.good_levels()
+    if not good:
+      self.log(f'[survey] no level of {self.config.expert.levels} reached '
+               f'{self.threshold}: nothing to train')
+      return {'files': []}
+    with self.config.data.unlocked():
+      self.config.data.levels = ','.join(good)
+    return super()._data()
+
+  def _flow_train(self):
+    if not self.finished('data')['outputs']['files']:
+      return {}
+    with self.config.flow.unlocked():
+      self.config.flow.levels = ','.join(self.good_levels())
+    return self._bc('flow')
+
+  def _flow_eval(self):
+    if not self.finished('flow_train')['outputs']:
+      return {}
+    c = self.config.flow_eval
+    with c.unlocked():
+      for k, v in self.config.eval.items():
+        c[k] = v
+    run_dir = os.path.join(self.out, 'logs-flow', self.RUN_NAME)
+    out = os.path.join(self.out, 'eval_flow')
+    path = None
+    for method in sorted({m for m, _ in POINTS}):
+      with c.unlocked():
+        c.methods = method
+        c.delays = ','.join(str(d) for m, d in POINTS if m == method)
+      path = evaluate.evaluate(c, run_dir, out, registry.make_policy('flow'),
+                               'flow', log=self.log)
+    return {'results': path}
+
+  def rows(self) -> list[dict]:
+    """One survey row per level of the class."""
+    info = self.finished('expert') or {}
+    curves = self.curves()
+    minutes = info.get('seconds', 0) / 60 / max(len(curves), 1)
+    flow = {}
+    eval_info = self.finished('flow_eval')
+    if eval_info and eval_info['outputs']:
+      for r in results.read_results(eval_info['outputs']['results']):
+        flow[(r['level'], r['method'], r['delay'])] = r[
+            'returned_episode_solved']
+    out = []
+    for lv, curve in curves.items():
+      final = curve[max(curve)] if curve else float('nan')
+      reach = [u for u, v in curve.items() if v >= self.threshold]
+      col = 'worlds/' + lv
+      rates = {f'flow_{m}_d{d}': flow.get((col, m, d)) for m, d in POINTS}
+      row = {'level': lv[:-len('.json')], 'expert_solve_rate': round(final, 3),
+             'expert_minutes': round(minutes, 2),
+             'expert_update_reaching_threshold': reach[0] if reach else ''}
+      for k, v in rates.items():
+        row[k] = '' if v is None else round(v, 3)
+      have = rates['flow_naive_d0'] is not None and (
+          rates['flow_naive_d4'] is not None)
+      drop = rates['flow_naive_d0'] - rates['flow_naive_d4'] if have else None
+      row['naive_drop'] = '' if drop is None else round(drop, 3)
+      row['qualifies'] = ''
+      out.append((row, final, drop))
+    return out
+
+
+def write_csv(path: str, rows: list[dict]) -> None:
+  buf = io.StringIO()
+  w = csv.DictWriter(buf, fieldnames=COLUMNS)
+  w.writeheader()
+  w.writerows(rows)
+  checkpoints.atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def survey(classes: dict, output_dir: str, threshold: float,
+           min_drop: float, num_evals: int, preset: str = '',
+           log=print) -> list[dict]:
+  """Runs every class ({name: level ids}); returns the survey rows."""
+  out = paths.resolve(output_dir)
+  t0 = time.time()
+  rows = []
+  for i, (name, level_ids) in enumerate(classes.items()):
+    log(f'[survey] class {i + 1}/{len(classes)} {name}: {len(level_ids)} '
+        f'level(s), elapsed {cli.format_duration(time.time() - t0)}')
+    config = quickstart_config.get_config(preset)
+    config.output_dir = os.path.join(out, name)
+    config.expert.levels = ','.join(level_ids)
+    config.eval.num_evals = num_evals
+    group = SizeClass(config, threshold, log=log)
+    group.run()
+    for row, final, drop in group.rows():
+      row['qualifies'] = int(final >= threshold and drop is not None and
+                             drop >= min_drop)
+      rows.append(row)
+  write_csv(os.path.join(out, 'survey.csv'), rows)
+  return rows
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('output_dir', 'level_survey_output',
+                    'Where the survey runs and writes survey.csv.')
+flags.DEFINE_string('csv', '', 'Also copy survey.csv here (e.g. '
+                    'docs/level_survey.csv).')
+flags.DEFINE_list('classes', ['m', 's'], 'Size classes to survey.')
+flags.DEFINE_list('levels', [], 'Only these level ids (default: every '
+                  'shipped level of each class).')
+flags.DEFINE_float('threshold', 0.9, 'Expert solve rate a level needs.')
+flags.DEFINE_float('min_drop', 0.2, 'Naive flow drop d = 0 -> 4 a suite '
+                   'level needs.')
+flags.DEFINE_integer('num_evals', 128, 'Episodes per evaluation point.')
+
+
+def main(argv):
+  del argv
+  cache.enable_compilation_cache()
+  for name, lo, hi in (('threshold', 0, 1), ('min_drop', 0, 1)):
+    if not lo <= getattr(FLAGS, name) <= hi:
+      raise app.UsageError(f'--{name} must be in [{lo}, {hi}], got '
+                           f'{getattr(FLAGS, name)}.')
+  if FLAGS.num_evals < 1:
+    raise app.UsageError(f'--num_evals must be >= 1, got {FLAGS.num_evals}.')
+  classes = {}
+  for size in FLAGS.classes:
+    ids = shipped_levels(size)
+    if FLAGS.levels:
+      ids = tuple(i for i in envs.parse_levels(FLAGS.levels)
+                  if i.startswith(size + '/'))
+    if ids:
+      classes[size] = ids
+  rows = survey(classes, FLAGS.output_dir, FLAGS.threshold, FLAGS.min_drop,
+                FLAGS.num_evals)
+  if FLAGS.csv:
+    write_csv(paths.resolve(FLAGS.csv), rows)
+  print(results_table(rows))
+
+
+def results_table(rows) -> str:
+  lines = ['| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
+  for r in rows:
+    lines.append('| ' + ' | '.join(str(r[k]) for k in COLUMNS) + ' |')
+  return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+  app.run(main)

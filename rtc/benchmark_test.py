@@ -1,0 +1,150 @@
+"""The level survey and the CPU benchmark, end to end on two tiny levels.
+
+Both run every stage for real (PPO, data, training, sweeps) at toy sizes
+(configs/quickstart.py:test): the survey's table, the benchmark's per-level
+rows, means, figures and report, and that a re-run of either redoes
+nothing.
+"""
+
+import csv
+import os
+import re
+import tempfile
+
+from absl.testing import absltest
+import numpy as np
+
+from configs import quickstart as quickstart_config
+from rtc import benchmark
+from rtc.bench import level_survey
+from rtc.common import cache
+from rtc.common import results
+
+LEVELS = ('m/h0_unicycle', 'm/h4_thrust_the_needle')
+PNG = b'\x89PNG\r\n\x1a\n'
+
+
+def _benchmark_config(out):
+  c = quickstart_config.get_config('suite,test')
+  c.output_dir = out
+  c.expert.levels = ','.join(LEVELS)
+  c.policies = 'flow,dd'
+  return c
+
+
+def setUpModule():
+  cache.enable_compilation_cache()
+
+
+class LevelSurveyTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.out = tempfile.mkdtemp()
+    cls.logs = []
+    # Threshold 0: every level goes on to data, training and evaluation.
+    cls.rows = level_survey.survey({'m': LEVELS}, cls.out, threshold=0.0,
+                                   min_drop=0.2, num_evals=4, preset='test',
+                                   log=cls.logs.append)
+
+  def test_table(self):
+    with open(os.path.join(self.out, 'survey.csv'), newline='') as f:
+      reader = csv.DictReader(f)
+      rows = list(reader)
+    self.assertEqual(tuple(reader.fieldnames), level_survey.COLUMNS)
+    self.assertEqual([r['level'] for r in rows], list(LEVELS))
+    for r in rows:
+      self.assertBetween(float(r['expert_solve_rate']), 0.0, 1.0)
+      self.assertGreater(float(r['expert_minutes']), 0.0)
+      rates = [float(r[f'flow_{m}_d{d}']) for m, d in level_survey.POINTS]
+      for v in rates:
+        self.assertBetween(v, 0.0, 1.0)
+      self.assertAlmostEqual(float(r['naive_drop']), rates[0] - rates[1],
+                             places=3)
+      self.assertEqual(int(r['qualifies']), int(rates[0] - rates[1] >= 0.2))
+    # The flow rates are the evaluation's own rows.
+    evals = results.read_results(os.path.join(self.out, 'm', 'eval_flow',
+                                              'results.csv'))
+    self.assertLen(evals, len(LEVELS) * len(level_survey.POINTS))
+    by = {(r['level'], r['method'], r['delay']): r['returned_episode_solved']
+          for r in evals}
+    for r in rows:
+      self.assertAlmostEqual(
+          float(r['flow_realtime_d4']),
+          by[('worlds/' + r['level'] + '.json', 'realtime', 4)], places=3)
+
+  def test_rerun_redoes_nothing(self):
+    logs = []
+    rows = level_survey.survey({'m': LEVELS}, self.out, threshold=0.0,
+                               min_drop=0.2, num_evals=4, preset='test',
+                               log=logs.append)
+    self.assertEqual(rows, self.rows)
+    self.assertLen([l for l in logs if 'finished earlier' in l], 4)
+
+  def test_threshold_filters_levels(self):
+    # An unreachable threshold: no level qualifies for data (a rerun of the
+    # finished expert stage decides it from the saved statistics).
+    group = level_survey.SizeClass(
+        _survey_config(os.path.join(self.out, 'm')), threshold=1.01)
+    self.assertEqual(group.good_levels(), [])
+    group = level_survey.SizeClass(
+        _survey_config(os.path.join(self.out, 'm')), threshold=0.0)
+    self.assertEqual(group.good_levels(), [l + '.json' for l in LEVELS])
+
+
+def _survey_config(out):
+  c = quickstart_config.get_config('test')
+  c.output_dir = out
+  c.expert.levels = ','.join(LEVELS)
+  return c
+
+
+class BenchmarkTest(absltest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.out = tempfile.mkdtemp()
+    benchmark.Benchmark(_benchmark_config(cls.out), log=lambda _: None).run()
+
+  def test_per_level_rows_and_means(self):
+    rows = results.read_results(os.path.join(self.out, 'results.csv'))
+    # 2 policies x 2 levels x 2 methods x 2 delays.
+    self.assertLen(rows, 16)
+    self.assertEqual({r['level'] for r in rows},
+                     {f'worlds/{l}.json' for l in LEVELS})
+    with open(os.path.join(self.out, 'report.md')) as f:
+      report = f.read()
+    self.assertIn('mean over 2 levels', report)
+    self.assertIn('4 evaluation episodes per point and level', report)
+    # The flow table's naive d=2 cell is the mean of the two levels' rows,
+    # with the standard error of that mean.
+    flow = report[report.index('### flow'):report.index('### discrete')]
+    cell = re.search(r'\| naive \| [^|]+ \| ([0-9.]+) ± ([0-9.]+) \|', flow)
+    p = np.array([r['returned_episode_solved'] for r in rows
+                  if r['policy'] == 'flow' and r['method'] == 'naive'
+                  and r['delay'] == 2])
+    self.assertLen(p, 2)
+    self.assertAlmostEqual(float(cell.group(1)), p.mean(), places=3)
+    self.assertAlmostEqual(float(cell.group(2)),
+                           np.sqrt(np.sum(p * (1 - p)) / 4) / 2, places=3)
+    # Per-level rows for every level and method.
+    for level in LEVELS:
+      for method in ('naive', 'realtime'):
+        self.assertIn(f'| {level} {method} |', flow)
+    for name in ('mean_solve_rate_vs_delay.png',
+                 'per_level_solve_rate_vs_delay.png'):
+      with open(os.path.join(self.out, name), 'rb') as f:
+        self.assertEqual(f.read(8), PNG)
+
+  def test_rerun_redoes_nothing(self):
+    logs = []
+    benchmark.Benchmark(_benchmark_config(self.out), log=logs.append).run()
+    skipped = [l for l in logs if 'finished earlier' in l]
+    self.assertLen(skipped, 7)
+    self.assertTrue(all(l.startswith('[benchmark]') for l in skipped))
+
+
+if __name__ == '__main__':
+  absltest.main()
