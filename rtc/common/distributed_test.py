@@ -240,7 +240,8 @@ class TwoProcessTest(absltest.TestCase):
   def test_binaries_start_no_backend_on_import(self):
     # jax.distributed.initialize must come before JAX's backend starts, so
     # the binaries' modules must not start it (Kinetix does when imported).
-    for module in ('rtc.flow.train', 'rtc.flow.eval'):  # One per process.
+    for module in ('rtc.flow.train', 'rtc.flow.eval', 'rtc.expert.train',
+                   'rtc.expert.generate_data'):  # One per process.
       code = (f'import {module}\nfrom jax._src import xla_bridge\n'
               'print("started:", xla_bridge.backends_are_initialized())')
       proc = subprocess.run(
