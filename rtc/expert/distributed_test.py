@@ -3,10 +3,11 @@
 Two local processes (1 forced host device each, a localhost coordinator,
 gloo collectives) run the real binaries: `python -m rtc.expert.train` (2
 levels x 1 seed, 2 PPO updates) then `rtc.expert.generate_data` on that run.
-Each process holds one level. The checkpoints, statistics, resume state and
-.npz data equal, byte for byte, those of this process with 2 forced devices
-(the same per-device work), and a one-process run resumes the job's run to
-update 3 exactly as it resumes its own. Process 0 alone prints progress.
+Each process holds one level. The checkpoints, statistics and .npz data
+equal, byte for byte, those of this process with 2 forced devices (the same
+per-device work), the resume state holds equal values, and a one-process run resumes the job's run to
+update 3 exactly as it resumes its own (from a resume state padded as older
+runs wrote it). Process 0 alone prints progress.
 """
 
 import os
@@ -168,9 +169,16 @@ class TwoProcessExpertTest(absltest.TestCase):
     self.assertRegex(logs[0][0], f'{names[1]}: .* episodes, mean return')
     self.assertNotIn('[expert train]', logs[1][0])
     self.assertNotIn('[generate]', logs[1][0])
-    # One process resumes the job's run as it resumes its own.
+    # One process resumes the job's run as it resumes its own, whose resume
+    # state is rewritten as older runs kept it: padded (here to 3 units,
+    # the pad repeating the last).
     resumed = []
     train.train(expert_config_for(logdir, 3), log=resumed.append)
+    path = os.path.join(ref, train.RESUME_DIR, 'levels_0-1.pkl')
+    update, leaves = _snapshot(path)
+    with open(path, 'wb') as f:
+      f.write(pickle.dumps(update) + pickle.dumps(
+          [np.concatenate([x, x[-1:]]) for x in leaves]))
     train.train(expert_config_for(os.path.join(root, 'ref'), 3),
                 log=lambda _: None)
     self.assertTrue(any('resuming from update 2' in l for l in resumed),
