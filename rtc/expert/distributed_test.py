@@ -5,9 +5,10 @@ gloo collectives) run the real binaries: `python -m rtc.expert.train` (2
 levels x 1 seed, 2 PPO updates) then `rtc.expert.generate_data` on that run.
 Each process holds one level. The checkpoints, statistics and .npz data
 equal, byte for byte, those of this process with 2 forced devices (the same
-per-device work), the resume state holds equal values, and a one-process run resumes the job's run to
-update 3 exactly as it resumes its own (from a resume state padded as older
-runs wrote it). Process 0 alone prints progress.
+per-device work), the resume state holds equal values, and a one-process
+run resumes the job's run to update 3 exactly as it resumes its own (from a
+resume state padded as older runs wrote it). Process 0 alone prints
+progress.
 """
 
 import os
