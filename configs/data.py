@@ -16,6 +16,8 @@ mixture including checkpoints from 0.77 up).
 
 from ml_collections import config_dict
 
+from configs import common
+
 PRESETS = ('paper', 'cpu', 'quickstart')
 
 
@@ -37,6 +39,8 @@ def get_config(preset: str = 'paper'):
   c.deterministic = False  # True: squashed mean instead of a sample.
   c.seed = 0
   c.chunk_steps = 256  # Steps per device call (bounds memory).
+  # One job of several processes (configs/common.py); nothing set: one.
+  c.distributed = common.distributed()
   if preset == 'cpu':
     c.num_steps = 200_000
   elif preset == 'quickstart':

@@ -36,6 +36,8 @@ small level (1.00, 1.00, 0.95, 0.32 at d = 0, 2, 4, 8; 26 steps).
 
 from ml_collections import config_dict
 
+from configs import common
+
 PRESETS = ('paper', 'cpu', 'quickstart')
 
 
@@ -81,6 +83,8 @@ def get_config(preset: str = 'paper'):
   c.hidden_dim = 256
   # Statistics, TensorBoard and checkpoints every this many updates.
   c.save_every = 20
+  # One job of several processes (configs/common.py); nothing set: one.
+  c.distributed = common.distributed()
   if preset == 'cpu':
     # Two medium levels where acting late hurts (an expert acting on
     # observations d steps old: m/h0_unicycle solved 1.00/0.96/0.29/0.00 at

@@ -194,6 +194,22 @@ def align() -> None:
     _client().wait_at_barrier(f'rtc/align/{next(_aligned)}', _wait_ms)
 
 
+_shared = itertools.count()
+
+
+def shared_value(make) -> str:
+  """`make()` (a str) computed by process 0 and read by every process, e.g.
+  a default run name from the clock; one process: `make()`."""
+  if jax.process_count() <= 1:
+    return make()
+  key = f'rtc/shared/{next(_shared)}'
+  if is_main():
+    value = str(make())
+    _client().key_value_set(key, value)
+    return value
+  return _client().blocking_key_value_get(key, _wait_ms)
+
+
 def barrier(name: str) -> None:
   """Waits for every process (no-op in a one-process run)."""
   if jax.process_count() > 1:

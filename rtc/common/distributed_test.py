@@ -7,7 +7,9 @@ policies, optimiser state and results.csv rows equal those of this process
 with 4 forced host devices, and a one-process run resumes the job's run. A
 process that fails makes the other exit with one error line naming it, and
 one killed mid-job makes the other exit, both within DEATH_TIMEOUT_S seconds
-(heartbeat timeout HEARTBEAT_S).
+(heartbeat timeout HEARTBEAT_S). A value made by process 0 (the default run
+name) is the one every process reads, and importing any binary's module
+(flow, expert) starts no JAX backend.
 """
 
 import csv
@@ -56,6 +58,18 @@ c = config_dict.ConfigDict(dict(coordinator_address=sys.argv[1],
 distributed.initialize(c)
 print('joined; dying', flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+# Both processes of a job ask for a value each would make differently.
+_SHARED = """
+import sys
+from ml_collections import config_dict
+from rtc.common import distributed
+pid = int(sys.argv[2])
+c = config_dict.ConfigDict(dict(coordinator_address=sys.argv[1],
+    num_processes=2, process_id=pid, initialization_timeout_s=60))
+distributed.initialize(c)
+print('shared:', distributed.shared_value(lambda: f'made by {pid}'))
 """
 
 
@@ -240,7 +254,8 @@ class TwoProcessTest(absltest.TestCase):
   def test_binaries_start_no_backend_on_import(self):
     # jax.distributed.initialize must come before JAX's backend starts, so
     # the binaries' modules must not start it (Kinetix does when imported).
-    for module in ('rtc.flow.train', 'rtc.flow.eval'):  # One per process.
+    for module in ('rtc.flow.train', 'rtc.flow.eval', 'rtc.expert.train',
+                   'rtc.expert.generate_data'):  # One per process.
       code = (f'import {module}\nfrom jax._src import xla_bridge\n'
               'print("started:", xla_bridge.backends_are_initialized())')
       proc = subprocess.run(
@@ -249,6 +264,18 @@ class TwoProcessTest(absltest.TestCase):
               p for p in sys.path if p)), check=False)
       self.assertIn('started: False', proc.stdout,
                     module + proc.stderr[-2000:])
+
+  def test_shared_value_is_process_0s(self):
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+               JAX_PLATFORMS='cpu')
+    procs = [subprocess.Popen(
+        [sys.executable, '-c', _SHARED, f'localhost:{port}', str(pid)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for pid in range(2)]
+    outs = [p.communicate(timeout=DEATH_TIMEOUT_S) for p in procs]
+    for out, err in outs:
+      self.assertIn('shared: made by 0\n', out, err[-2000:])
 
   def test_failed_process_stops_the_other(self):
     # Level 2 (process 1's only level) holds NaN actions: process 1 fails

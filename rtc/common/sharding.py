@@ -129,19 +129,25 @@ class LevelSharding:
 
   def local_values(self, tree) -> dict:
     """{level: its slice of `tree` (numpy)} for `owned_levels`, no
-    communication."""
-    out = {}
-    for level in self.owned_levels:
-      def _take(x, level=level):
-        for s in x.addressable_shards:
-          start = s.index[0].start or 0
-          stop = s.index[0].stop
-          stop = x.shape[0] if stop is None else stop
-          if start <= level < stop:
-            return np.asarray(s.data)[level - start]
-        raise ValueError(f'Level {level} is not on this process.')
-      out[level] = jax.tree.map(_take, tree)
-    return out
+    communication; each device's shard is fetched once."""
+    owned = set(self.owned_levels)
+    leaves, treedef = jax.tree.flatten(tree)
+    rows = []  # Per leaf: {level: row}.
+    for x in leaves:
+      found = {}
+      for s in x.addressable_shards:
+        start = s.index[0].start or 0
+        stop = x.shape[0] if s.index[0].stop is None else s.index[0].stop
+        wanted = [l for l in range(start, stop) if l in owned]
+        if wanted:
+          data = np.asarray(s.data)
+          found.update({l: data[l - start] for l in wanted})
+      missing = owned - set(found)
+      if missing:
+        raise ValueError(f'Levels {sorted(missing)} are not on this process.')
+      rows.append(found)
+    return {l: jax.tree.unflatten(treedef, [r[l] for r in rows])
+            for l in self.owned_levels}
 
   def replicate(self, tree):
     if not self.multiprocess:

@@ -37,6 +37,16 @@ class SummaryWriter:
     self.close()
 
 
+class NullWriter:
+  """Writes nothing: the writer of every process but 0 of a job."""
+
+  def write(self, step, scalars):
+    del step, scalars
+
+  def close(self):
+    pass
+
+
 def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
   """{tag: [(step, value), ...]} from the event files in `logdir`."""
   acc = event_accumulator.EventAccumulator(

@@ -249,7 +249,8 @@ def _train(config, make_policy: Callable, kind: str,
           'for other levels; check --config.levels / --config.worlds_dir.')
   policy = make_policy(config.model, obs_dim, env.action_dim)
 
-  run_name = config.run_name or runs.default_run_name()
+  run_name = config.run_name or distributed.shared_value(
+      runs.default_run_name)  # Process 0's clock: one name for the job.
   run_dir = os.path.join(paths.resolve(config.logdir), run_name)
   optimizer = make_optimizer(config)
   batcher = data_lib.MultiLevelBatcher(datasets, int(config.batch_size),

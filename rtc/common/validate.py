@@ -56,7 +56,8 @@ POSITIVE = Rule(float, lo=0, lo_open=True)
 NON_NEGATIVE = Rule(float, lo=0)
 FRACTION = Rule(float, lo=0, hi=1)
 
-# configs/common.py: distributed (in bc_train and sweep).
+# configs/common.py: distributed (in bc_train, sweep, configs/expert.py and
+# configs/data.py).
 DISTRIBUTED = {
     'num_processes': Rule(int, lo=1, optional=True),
     'process_id': Rule(int, lo=0, optional=True),  # < num_processes.
@@ -113,6 +114,7 @@ EXPERT = {
     'obs_history': COUNT,
     'hidden_dim': COUNT,
     'save_every': COUNT,
+    'distributed': DISTRIBUTED,
 }
 
 # configs/data.py.
@@ -122,6 +124,7 @@ DATA = {
     'solve_threshold': FRACTION,
     'seed': SEED,
     'chunk_steps': COUNT,
+    'distributed': DISTRIBUTED,
 }
 
 # configs/quickstart.py: every stage's configuration, and the evaluation

@@ -30,6 +30,13 @@ Per level (all levels at once, vmapped and sharded over devices):
 * A progress line with environment steps per second and the time left, and
   per level the episodes, mean return, mean length and solve rate.
 
+In a job of several processes (`--config.distributed.*`,
+rtc.common.distributed; README "Scaling up") the levels are split over every
+process's devices: every process makes the same choice of checkpoints, loads
+the experts of its own levels only and writes their .npz files; process 0
+prints the progress and (gathered) every level's summary. The files equal
+those of one process on the same total device count.
+
 Runs written by the earlier Flax implementation work unchanged: without a
 config.json the levels are found by their file names in the worlds
 directory, the observation history is 4, and the pickles are converted by
@@ -49,9 +56,8 @@ import numpy as np
 
 from rtc.common import checkpoints
 from rtc.common import cli
-from rtc.common import envs
+from rtc.common import distributed
 from rtc.common import paths
-from rtc.common import runs
 from rtc.common import sharding
 from rtc.common import validate
 from rtc.expert import agent as agent_lib
@@ -59,10 +65,18 @@ from rtc.expert import store
 
 REFERENCE_OBS_HISTORY = 4
 FIELDS = ('obs', 'action', 'done', 'solved', 'return_', 'length')
+SUMMARY = ('episodes', 'return', 'length', 'solved')
+
+# envs and runs import Kinetix, which starts JAX's backend: they are imported
+# inside the functions, after distributed.initialize.
 
 
 def _resolve_levels(config, run_path: str, info):
   """(level ids, worlds dir) for the run."""
+  # pylint: disable=g-import-not-at-top
+  from rtc.common import envs
+  from rtc.common import runs
+  # pylint: enable=g-import-not-at-top
   worlds_dir = paths.resolve(config.worlds_dir) or (
       (info or {}).get('worlds_dir') or None)
   if config.levels:
@@ -76,8 +90,15 @@ def _resolve_levels(config, run_path: str, info):
   return runs.level_ids_for_names(names, worlds_dir), worlds_dir
 
 
-def _load_mixtures(run_path, names, choices, expected=None):
-  """Stacked mixture params [L, M, ...] and mask [L, M]."""
+def _mixture_mask(names, choices):
+  """[L, M]: which of the M mixture slots of each level hold an expert."""
+  sizes = [sum(c.in_mixture for c in choices[n]) for n in names]
+  return np.arange(max(sizes))[None] < np.array(sizes)[:, None]
+
+
+def _load_mixtures(run_path, names, choices, size, expected=None):
+  """Stacked mixture params [len(names), size, ...], each level's experts
+  followed by copies of its first."""
   per_level = []
   for name in names:
     trees = []
@@ -97,21 +118,17 @@ def _load_mixtures(run_path, names, choices, expected=None):
       checkpoints.check_params(params, expected, path)
       trees.append(jax.tree.map(lambda x: np.asarray(x, np.float32), params))
     per_level.append(trees)
-  m = max(len(t) for t in per_level)
-  mask = np.zeros((len(names), m), bool)
-  stacked = []
-  for i, trees in enumerate(per_level):
-    mask[i, :len(trees)] = True
-    trees = trees + [trees[0]] * (m - len(trees))
-    stacked.append(jax.tree.map(lambda *x: np.stack(x), *trees))
-  return jax.tree.map(lambda *x: np.stack(x), *stacked), mask
+  stacked = [jax.tree.map(lambda *x: np.stack(x),
+                          *(trees + [trees[0]] * (size - len(trees))))
+             for trees in per_level]
+  return jax.tree.map(lambda *x: np.stack(x), *stacked)
 
 
 class _Generator:
   """init/run for one level: a mixture of experts driving `num_envs` envs."""
 
-  def __init__(self, agent: agent_lib.ExpertAgent, env: envs.BatchedEnv,
-               chunk: int, deterministic: bool):
+  def __init__(self, agent: agent_lib.ExpertAgent, env, chunk: int,
+               deterministic: bool):
     self.agent, self.env = agent, env
     self.chunk, self.deterministic = chunk, deterministic
 
@@ -214,6 +231,24 @@ class _LevelWriter:
 def generate(config, log: Callable[[str], None] = print) -> list[str]:
   """Writes `<run_path>/data/<level_name>.npz` per level; returns the paths."""
   validate.check_config(config, validate.DATA)
+  distributed.initialize(config.get('distributed'))
+  with distributed.guard():
+    return _generate(config, distributed.main_only(log))
+
+
+def _gather_summaries(shard, local: dict) -> np.ndarray:
+  """[L, len(SUMMARY)]: every level's summary, from the processes that
+  wrote it (a collective)."""
+  rows = np.array([[local[i][k] if i in local else 0.0 for k in SUMMARY]
+                   for i in shard.local_slots], np.float32)
+  return shard.unpad(shard.put_local(rows))
+
+
+def _generate(config, log: Callable[[str], None]) -> list[str]:
+  # pylint: disable=g-import-not-at-top
+  from rtc.common import envs
+  from rtc.common import runs
+  # pylint: enable=g-import-not-at-top
   if not config.run_path:
     raise ValueError(
         '--config.run_path is required: the expert run directory (e.g. '
@@ -241,7 +276,13 @@ def generate(config, log: Callable[[str], None] = print) -> list[str]:
               'alone')
     log(f'[generate] {name}: ' + '; '.join(parts) + note)
 
-  params, mask = _load_mixtures(run_path, names, choices)
+  shard = sharding.LevelSharding(len(levels))
+  mask = _mixture_mask(names, choices)
+  # This process's levels only; a row per local slot.
+  local = _load_mixtures(run_path, [names[i] for i in shard.local_levels],
+                         choices, mask.shape[1])
+  rows = [shard.local_levels.index(i) for i in shard.local_slot_levels]
+  params = jax.tree.map(lambda x: x[np.array(rows)], local)
   first = jax.tree.map(lambda x: x[0, 0], params)
   num_motor = int(levels.static_params.num_motor_bindings)
   agent = agent_lib.agent_for_params(first, num_motor)
@@ -264,13 +305,12 @@ def generate(config, log: Callable[[str], None] = print) -> list[str]:
   num_chunks = math.ceil(t_len / max(1, int(config.chunk_steps)))
   chunk = math.ceil(t_len / num_chunks)
   gen = _Generator(agent, env, chunk, bool(config.deterministic))
-  shard = sharding.LevelSharding(len(levels))
   init_fn = shard.map(gen.init, in_axes=(0, 0, 0))
   run_fn = shard.map(gen.run, in_axes=(0, 0, 0, 0), donate_argnums=(2,))
   keys = np.stack([np.asarray(jax.random.key_data(jax.random.fold_in(
       jax.random.key(int(config.seed)), i))) for i in range(len(levels))])
   states = shard.pad(levels.states)
-  params_p, mask_p = shard.pad(params), shard.pad(mask)
+  params_p, mask_p = shard.put_local(params), shard.pad(mask)
   carry = init_fn(shard.pad(keys), mask_p, states)
 
   obs_dim = env.plain_obs_dim(level0)
@@ -285,30 +325,33 @@ def generate(config, log: Callable[[str], None] = print) -> list[str]:
   log(f'[generate] {len(levels)} level(s), {t_len} steps x {num_envs} envs '
       f'each ({t_len * num_envs:,} per level) -> {run_path}/data')
   progress = cli.Progress(total, 'env steps', 'generate')
-  writers = []
+  writers = {}  # This process's levels.
   try:
-    writers = [_LevelWriter(p, specs) for p in out_paths]
+    writers = {i: _LevelWriter(out_paths[i], specs)
+               for i in shard.owned_levels}
     t_last, done_rows = time.time(), 0
     while done_rows < t_len:
       carry, out = run_fn(params_p, mask_p, carry, states)
-      out = shard.unpad(out)
+      out = shard.local_values(out)
       n = min(chunk, t_len - done_rows)
-      for i, w in enumerate(writers):
-        w.write({k: v[i] for k, v in out.items()}, n)
+      for i, w in writers.items():
+        w.write(out[i], n)
       done_rows += n
       now = time.time()
       sps = n * num_envs * len(levels) / max(now - t_last, 1e-9)
       t_last = now
       log(progress.line(done_rows * num_envs * len(levels),
                         f'{sps:,.0f} env steps/s'))
-    for w in writers:
+    for w in writers.values():
       w.finish()
   finally:
-    for w in writers:
+    for w in writers.values():
       w.cleanup()
-  for name, w, p in zip(names, writers, out_paths):
-    s = w.summary()
-    log(f'[generate] {name}: {s["episodes"]} episodes, mean return '
+  summaries = _gather_summaries(
+      shard, {i: w.summary() for i, w in writers.items()})
+  for name, s, p in zip(names, summaries, out_paths):
+    s = dict(zip(SUMMARY, s))
+    log(f'[generate] {name}: {int(s["episodes"])} episodes, mean return '
         f'{s["return"]:.3f}, mean length {s["length"]:.1f}, solve rate '
         f'{s["solved"]:.3f} -> {p}')
   return out_paths

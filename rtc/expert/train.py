@@ -36,6 +36,15 @@ environment on m/h0_unicycle (4.6 MB for the quickstart's 2 x 64). Only
 `num_updates` (to extend a finished run) and `save_every` may change; other
 changes are refused with the first difference named.
 
+In a job of several processes (`--config.distributed.*`,
+rtc.common.distributed; README "Scaling up") the units of a group span
+every process's devices: each process runs its own units and writes their
+`seed_<i>/<update>/` checkpoints; process 0 writes `config.json`,
+TensorBoard and (gathered, without the padding, so a resume may use another
+process or device count) the `resume/` state, and prints the progress
+lines. The checkpoints equal those of one process on the same total device
+count (each device computes the same units either way).
+
 `train` and rtc.expert.generate_data's `generate` take the ConfigDicts of
 configs/expert.py and configs/data.py; the --config flag is defined only
 when a module runs as a binary, so both can be imported together.
@@ -54,20 +63,23 @@ import numpy as np
 
 from rtc.common import checkpoints
 from rtc.common import cli
-from rtc.common import envs
+from rtc.common import distributed
 from rtc.common import paths
-from rtc.common import runs
 from rtc.common import sharding
 from rtc.common import summary
 from rtc.common import validate
 from rtc.expert import agent as agent_lib
-from rtc.expert import ppo
 from rtc.expert import store
+
+# envs, runs and ppo import Kinetix, which starts JAX's backend: they are
+# imported inside the functions, after distributed.initialize.
 
 KIND = 'expert'
 RESUME_DIR = 'resume'
-# Options a resumed run may change (the last two name the run itself).
-RESUMABLE_CHANGES = ('num_updates', 'save_every', 'logdir', 'run_name')
+# Options a resumed run may change (logdir and run_name name the run
+# itself; distributed changes no result).
+RESUMABLE_CHANGES = ('num_updates', 'save_every', 'logdir', 'run_name',
+                     'distributed')
 
 
 def _level_groups(num_levels: int, per_group: int) -> list[list[int]]:
@@ -78,6 +90,7 @@ def _level_groups(num_levels: int, per_group: int) -> list[list[int]]:
 
 def _check_resume(run_dir: str, config) -> bool:
   """Whether run_dir holds an earlier run of `config` to continue."""
+  from rtc.common import runs  # pylint: disable=g-import-not-at-top
   if not (os.path.isdir(run_dir) and store.seeds(run_dir)):
     return False
   saved = runs.read_run_config(run_dir)
@@ -103,10 +116,13 @@ def _snapshot_path(run_dir: str, units) -> str:
                       f'levels_{levels[0]}-{levels[-1]}.pkl')
 
 
-def _save_snapshot(path: str, update: int, runner) -> None:
+def _save_snapshot(path: str, update: int, runner, shard) -> None:
   """The update number, then the runner's leaves: two pickles in one file,
-  so that `_saved_update` reads only the first."""
-  leaves = [np.asarray(x) for x in jax.tree.leaves(runner)]
+  so that `_saved_update` reads only the first. The leaves are gathered
+  without the padding (all processes call this); process 0 writes."""
+  leaves = list(shard.unpad(jax.tree.leaves(runner)))
+  if not distributed.is_main():
+    return
   os.makedirs(os.path.dirname(path), exist_ok=True)
   checkpoints.atomic_write_bytes(
       path, pickle.dumps(update, protocol=4) + pickle.dumps(leaves,
@@ -117,7 +133,7 @@ _SNAPSHOT_ERRORS = (OSError, pickle.UnpicklingError, EOFError, TypeError,
                     ValueError)
 
 
-def _load_snapshot(path: str, like):
+def _load_snapshot(path: str, like, shard):
   """(update, runner) from `path`, shaped and placed like `like`."""
   fix = f'delete {path} to train that group again from the start'
   try:
@@ -127,11 +143,15 @@ def _load_snapshot(path: str, like):
     raise ValueError(f'{path} is unreadable ({type(e).__name__}); {fix}.') \
         from None
   want, treedef = jax.tree.flatten(like)
+  # Older snapshots kept the padded unit axis (pads repeat the last unit).
+  n = shard.num_levels
+  leaves = [np.asarray(a)[:n] if np.ndim(a) else np.asarray(a)
+            for a in leaves]
   if len(leaves) != len(want) or any(
-      np.shape(a) != b.shape or np.asarray(a).dtype != b.dtype
+      a.shape != (n,) + b.shape[1:] or a.dtype != b.dtype
       for a, b in zip(leaves, want)):
     raise ValueError(f'{path} does not match this run\'s learners; {fix}.')
-  leaves = [jax.device_put(a, b.sharding) for a, b in zip(leaves, want)]
+  leaves = [shard.pad(a) for a in leaves]
   return update, jax.tree.unflatten(treedef, leaves)
 
 
@@ -147,7 +167,7 @@ def _saved_update(run_dir: str, units) -> int:
     return 0  # _load_snapshot reports it when the group starts.
 
 
-def _sharded(trainer: ppo.PPO, shard: sharding.LevelSharding):
+def _sharded(trainer, shard: sharding.LevelSharding):
   """The sharded init and update of `trainer`."""
   init = shard.map(trainer.init, in_axes=(0, 0, None))
   update = shard.map(trainer.update, in_axes=(0, 0), donate_argnums=(0,))
@@ -167,6 +187,17 @@ def _interval_stats(sums: dict) -> dict:
 
 def train(config, log: Callable[[str], None] = print) -> str:
   """Trains experts per `config` (configs/expert.py); returns the run dir."""
+  distributed.initialize(config.get('distributed'))
+  with distributed.guard():
+    return _train(config, distributed.main_only(log))
+
+
+def _train(config, log: Callable[[str], None]) -> str:
+  # pylint: disable=g-import-not-at-top
+  from rtc.common import envs
+  from rtc.common import runs
+  from rtc.expert import ppo
+  # pylint: enable=g-import-not-at-top
   # The binary checks every option first (validate.EXPERT); a library call
   # may pass a NaN learning rate (the run then stops at the first update).
   for name in ('num_seeds', 'num_updates'):
@@ -178,9 +209,11 @@ def train(config, log: Callable[[str], None] = print) -> str:
   level_ids = envs.parse_levels(config.levels)
   levels = envs.load_levels(level_ids, worlds_dir)
   names = levels.names
-  run_name = config.run_name or runs.default_run_name()
+  run_name = config.run_name or distributed.shared_value(
+      runs.default_run_name)
   run_dir = os.path.join(paths.resolve(config.logdir), run_name)
   resuming = _check_resume(run_dir, config)
+  distributed.barrier('rtc expert train: run checked')
 
   env = envs.BatchedEnv.for_levels(levels, settings.num_envs,
                                    obs_history=int(config.obs_history),
@@ -191,14 +224,15 @@ def train(config, log: Callable[[str], None] = print) -> str:
   agent = agent_lib.ExpertAgent(obs_dim, env.action_dim, num_motor,
                                 int(config.hidden_dim))
   trainer = ppo.PPO(agent, env, settings)
-  runs.write_run_config(run_dir, {
-      'kind': KIND, 'levels': list(level_ids), 'worlds_dir': worlds_dir,
-      'level_names': list(names), 'obs_dim': obs_dim,
-      'plain_obs_dim': env.plain_obs_dim(level0),
-      'action_dim': env.action_dim, 'num_motor': num_motor,
-      'obs_history': int(config.obs_history),
-      'hidden_dim': int(config.hidden_dim), 'num_seeds': num_seeds,
-      'train': config.to_dict()})
+  if distributed.is_main():
+    runs.write_run_config(run_dir, {
+        'kind': KIND, 'levels': list(level_ids), 'worlds_dir': worlds_dir,
+        'level_names': list(names), 'obs_dim': obs_dim,
+        'plain_obs_dim': env.plain_obs_dim(level0),
+        'action_dim': env.action_dim, 'num_motor': num_motor,
+        'obs_history': int(config.obs_history),
+        'hidden_dim': int(config.hidden_dim), 'num_seeds': num_seeds,
+        'train': config.to_dict()})
 
   groups = _level_groups(len(levels), int(config.parallel_levels))
   steps_per_update = settings.num_envs * settings.num_steps
@@ -216,7 +250,8 @@ def train(config, log: Callable[[str], None] = print) -> str:
       f'envs x {settings.num_steps} steps, shaping {settings.shaping}; run '
       f'dir {run_dir}' + (f'; resuming at {100 * done_steps / total:.0f}%'
                           if resuming else ''))
-  writer = summary.SummaryWriter(os.path.join(run_dir, 'tb'))
+  writer = (summary.SummaryWriter(os.path.join(run_dir, 'tb'))
+            if distributed.is_main() else summary.NullWriter())
   final = {}
   compiled = {}  # Groups of the same size share one compiled update.
   try:
@@ -240,10 +275,10 @@ def train(config, log: Callable[[str], None] = print) -> str:
   return run_dir
 
 
-def _train_group(config, trainer: ppo.PPO, compiled, levels: envs.Levels,
-                 units, run_dir: str, writer, progress, done_steps: int,
-                 log):
+def _train_group(config, trainer, compiled, levels, units, run_dir: str,
+                 writer, progress, done_steps: int, log):
   """Trains the (seed, level index) `units` together; returns final rates."""
+  from rtc.expert import ppo  # pylint: disable=g-import-not-at-top
   s = trainer.settings
   names = levels.names
   num_updates = int(config.num_updates)
@@ -261,7 +296,7 @@ def _train_group(config, trainer: ppo.PPO, compiled, levels: envs.Levels,
   snapshot = _snapshot_path(run_dir, units)
   start = 0
   if os.path.exists(snapshot):
-    start, runner = _load_snapshot(snapshot, runner)
+    start, runner = _load_snapshot(snapshot, runner, shard)
     if start >= num_updates:  # Already trained this far.
       final = {(seed, l): store.read_stats(store.stats_path(
           run_dir, seed, start, names[l]))[store.SOLVED] for seed, l in units}
@@ -295,16 +330,15 @@ def _train_group(config, trainer: ppo.PPO, compiled, levels: envs.Levels,
     means = {k: np.mean([m[k] for m in metrics], axis=0)
              for k in metrics[0] if k not in ppo.STAT_KEYS and k != 'finite'}
     stats = _interval_stats(sums)
-    params = shard.unpad(runner.params)
+    params = shard.local_values(runner.params)  # This process's units.
     env_steps = u * steps_per_update
     scalars = {}
     for i, (seed, l) in enumerate(units):
       name = names[l]
       unit_stats = {k: float(v[i]) for k, v in stats.items()}
       unit_stats.update(update=u, env_steps=env_steps)
-      store.write_checkpoint(run_dir, seed, u, name,
-                             jax.tree.map(lambda x, i=i: x[i], params),
-                             unit_stats)
+      if i in params:
+        store.write_checkpoint(run_dir, seed, u, name, params[i], unit_stats)
       final[(seed, l)] = unit_stats[store.SOLVED]
       tag = f'{name}/seed_{seed}'
       scalars[f'{tag}/solved'] = unit_stats[store.SOLVED]
@@ -317,7 +351,7 @@ def _train_group(config, trainer: ppo.PPO, compiled, levels: envs.Levels,
       idx = [i for i, (_, ll) in enumerate(units) if ll == l]
       scalars[f'{names[l]}/mean/solved'] = float(
           np.mean(stats[store.SOLVED][idx]))
-    _save_snapshot(snapshot, u, runner)
+    _save_snapshot(snapshot, u, runner, shard)
     last_saved = u
     elapsed = time.time() - t_interval
     t_interval = time.time()
