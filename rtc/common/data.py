@@ -247,6 +247,15 @@ class MultiLevelBatcher:
     self.steps_per_epoch = max(d.num_examples for d in datasets) // batch_size
     self._rng = np.random.default_rng(seed)
 
+  def state(self) -> dict:
+    """The shuffling state (numpy's bit-generator state, a plain dict):
+    `restore(state())` makes the next epochs repeat."""
+    return self._rng.bit_generator.state
+
+  def restore(self, state: dict) -> None:
+    """Continues the shuffles from a `state()` (e.g. a resumed run's)."""
+    self._rng.bit_generator.state = state
+
   def epoch_indices(self) -> np.ndarray:
     """[steps, L, B] example indices for one epoch."""
     need = self.steps_per_epoch * self.batch_size

@@ -120,19 +120,12 @@ _SNAPSHOT_ERRORS = (OSError, pickle.UnpicklingError, EOFError, TypeError,
 def _load_snapshot(path: str, like):
   """(update, runner) from `path`, shaped and placed like `like`."""
   fix = f'delete {path} to train that group again from the start'
-  try:
-    with open(path, 'rb') as f:
-      update, leaves = int(pickle.load(f)), list(pickle.load(f))
-  except _SNAPSHOT_ERRORS as e:
-    raise ValueError(f'{path} is unreadable ({type(e).__name__}); {fix}.') \
-        from None
+  update, leaves = checkpoints.read_pickles(path, 2, fix)
   want, treedef = jax.tree.flatten(like)
-  if len(leaves) != len(want) or any(
-      np.shape(a) != b.shape or np.asarray(a).dtype != b.dtype
-      for a, b in zip(leaves, want)):
-    raise ValueError(f'{path} does not match this run\'s learners; {fix}.')
+  leaves = checkpoints.check_leaves(leaves, want, path,
+                                    "this run's learners", fix)
   leaves = [jax.device_put(a, b.sharding) for a, b in zip(leaves, want)]
-  return update, jax.tree.unflatten(treedef, leaves)
+  return int(update), jax.tree.unflatten(treedef, leaves)
 
 
 def _saved_update(run_dir: str, units) -> int:
