@@ -92,6 +92,25 @@ def toy_model():
   return config_dict.ConfigDict(dataclasses.asdict(ToyConfig()))
 
 
+make_toy_policy = policy_lib.maker(ToyPolicy, ToyConfig)
+
+
+def toy_train_config(run_path: str, logdir: str, **overrides):
+  """Behaviour cloning of the toy family on `run_path`'s data: one epoch of
+  8 steps, logged every 4."""
+  c = common_config.bc_train(logdir, toy_model())
+  c.run_path = run_path
+  c.run_name = 'run'
+  c.batch_size = 32
+  c.num_epochs = 1
+  c.warmup_steps = 1
+  c.learning_rate = 1e-2
+  c.log_every = 4
+  for k, v in overrides.items():
+    setattr(c, k, v)
+  return c
+
+
 class ThirdFamilyTest(absltest.TestCase):
 
   @classmethod
@@ -99,8 +118,7 @@ class ThirdFamilyTest(absltest.TestCase):
     super().setUpClass()
     cache.enable_compilation_cache()
     registry.register(
-        'toy', types.SimpleNamespace(
-            make_policy=policy_lib.maker(ToyPolicy, ToyConfig)))
+        'toy', types.SimpleNamespace(make_policy=make_toy_policy))
     cls.root = tempfile.mkdtemp()
 
   @classmethod
@@ -110,15 +128,7 @@ class ThirdFamilyTest(absltest.TestCase):
 
   def test_trains_one_epoch_and_runs_a_sweep_point(self):
     expert = testing.make_expert_run(os.path.join(self.root, 'expert'))
-    c = common_config.bc_train(os.path.join(self.root, 'logs-toy'),
-                               toy_model())
-    c.run_path = expert
-    c.run_name = 'run'
-    c.batch_size = 32
-    c.num_epochs = 1
-    c.warmup_steps = 1
-    c.learning_rate = 1e-2
-    c.log_every = 4
+    c = toy_train_config(expert, os.path.join(self.root, 'logs-toy'))
     run_dir = train.train_and_evaluate(c, registry.make_policy('toy'), 'toy',
                                        log=lambda _: None)
 

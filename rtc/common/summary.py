@@ -37,6 +37,16 @@ class SummaryWriter:
     self.close()
 
 
+class NullWriter:
+  """A SummaryWriter that writes nothing (processes other than 0)."""
+
+  def write(self, step: int, scalars: dict) -> None:
+    del step, scalars
+
+  def close(self) -> None:
+    pass
+
+
 def read_scalars(logdir: str) -> dict[str, list[tuple[int, float]]]:
   """{tag: [(step, value), ...]} from the event files in `logdir`."""
   acc = event_accumulator.EventAccumulator(

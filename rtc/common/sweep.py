@@ -144,6 +144,37 @@ def make_evaluator(policy, levels: envs.Levels, method: rollout.Method,
   return shard.map(one_level, in_axes=(0, 0, 0, 0, None, None))
 
 
+class EpochEvaluator:
+  """Solve rate of every level at a few execution horizons (naive, d = 0),
+  with the sweep's evaluator: the training loop's check after each epoch
+  (rtc.common.train, `config.eval.execute_horizons`)."""
+
+  def __init__(self, policy, levels, shard, horizons, num_evals: int,
+               num_steps: int, seed: int):
+    self.horizons = horizons
+    self.names = levels.names
+    self.shard = shard
+    self._fn = make_evaluator(policy, levels, rollout.Method('naive'),
+                              num_evals, num_steps, shard)
+    keys = jax.random.split(jax.random.key(seed), len(levels))
+    self._keys = shard.pad(np.asarray(jax.random.key_data(keys)))
+    self._states = shard.pad(levels.states)
+
+  def __call__(self, params_padded) -> dict:
+    out = {}
+    for s in self.horizons:
+      m = self.shard.unpad(self._fn(params_padded, params_padded, self._keys,
+                                    self._states, 0, s))
+      for i, name in enumerate(self.names):
+        out[f'eval/{name}/solved_s{s}'] = float(
+            m['returned_episode_solved'][i])
+        out[f'eval/{name}/return_s{s}'] = float(
+            m['returned_episode_returns'][i])
+      out[f'eval/mean/solved_s{s}'] = float(
+          np.mean(m['returned_episode_solved']))
+    return out
+
+
 def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
               output_dir: str, weak_params=None, label: str = 'eval',
               log: Callable[[str], None] = print) -> str:

@@ -1,7 +1,9 @@
 """End-to-end tests of flow training and evaluation on a shrunken config.
 
 Training and evaluation go through the same entry points as the binaries
-(`train_and_evaluate`, `evaluate`) on the smallest packaged level.
+(`train_and_evaluate`, `evaluate`) on the smallest packaged level. The loop's
+own behaviour (resume, stopping on a NaN loss) is tested in
+rtc/common/train_test.py.
 """
 
 import csv
@@ -76,25 +78,6 @@ class FlowTrainEvalTest(absltest.TestCase):
     self.assertTrue(0.0 <= solved <= 1.0)
     self.assertTrue(any('eta' in l or 'left' in l for l in self.logs))
 
-  def test_resume_continues_from_last_epoch(self):
-    run = os.path.join(self.root, 'resume')
-    shutil.copytree(self.run_dir, os.path.join(run, 'run'))
-    # Simulate an interruption during epoch 1: its train_state is missing.
-    os.remove(os.path.join(run, 'run', '1', train.TRAIN_STATE))
-    logs = []
-    c = train_config(self.expert, run, num_epochs=3)
-    train.train_and_evaluate(c, flow_model.make_policy, 'flow',
-                             log=logs.append)
-    self.assertTrue(any('resuming' in l and 'after epoch 0' in l
-                        for l in logs), logs)
-    self.assertEqual(checkpoints.epoch_dirs(os.path.join(run, 'run')),
-                     [0, 1, 2])
-    with open(os.path.join(run, 'run', '2', train.TRAIN_STATE), 'rb') as f:
-      state = pickle.load(f)
-    with open(os.path.join(self.run_dir, '0', train.TRAIN_STATE), 'rb') as f:
-      first = pickle.load(f)
-    self.assertEqual(state['step'], 3 * first['step'])
-
   def test_load_dir_starts_from_saved_weights(self):
     c = train_config(self.expert, os.path.join(self.root, 'ft'),
                      num_epochs=1, learning_rate=0.0, weight_decay=0.0,
@@ -107,27 +90,6 @@ class FlowTrainEvalTest(absltest.TestCase):
     for k in b:
       for n in b[k]:
         np.testing.assert_array_equal(a[k][n], b[k][n])
-
-  def test_nan_loss_stops_and_keeps_checkpoint(self):
-    expert = os.path.join(self.root, 'nan_expert')
-    testing.make_expert_run(expert)
-    path = os.path.join(expert, 'data', LEVEL_NAME + '.npz')
-    arrays = dict(np.load(path))
-    arrays['obs'][:] = np.nan
-    np.savez(path, **arrays)
-    logdir = os.path.join(self.root, 'nan')
-    shutil.copytree(self.run_dir, os.path.join(logdir, 'run'))
-    before = open(checkpoints.policy_path(os.path.join(logdir, 'run'), 1,
-                                          LEVEL_NAME), 'rb').read()
-    c = train_config(expert, logdir, num_epochs=3)
-    with self.assertRaisesRegex(FloatingPointError,
-                                f'Non-finite loss.*{LEVEL_NAME}.*run/1'):
-      train.train_and_evaluate(c, flow_model.make_policy, 'flow',
-                               log=lambda _: None)
-    after = open(checkpoints.policy_path(os.path.join(logdir, 'run'), 1,
-                                         LEVEL_NAME), 'rb').read()
-    self.assertEqual(before, after)
-    self.assertFalse(os.path.exists(os.path.join(logdir, 'run', '2')))
 
   def test_missing_run_path(self):
     with self.assertRaisesRegex(ValueError, 'run_path is required'):
