@@ -47,18 +47,18 @@ class ToyPolicy(policy_lib.ChunkPolicy):
   kind = 'toy'
 
   def __init__(self, model_config: ToyConfig, obs_dim: int, action_dim: int):
-    horizon = model_config.action_chunk_size
+    chunk_size = model_config.action_chunk_size
 
     def net(obs, x, level):
       del x, level  # The toy conditions on the observation only.
       h = jax.nn.tanh(hk.Linear(model_config.hidden_dim, name='toy_in')(obs))
-      out = hk.Linear(horizon * action_dim, name='toy_out')(h)
-      return out.reshape(obs.shape[0], horizon, action_dim)
+      out = hk.Linear(chunk_size * action_dim, name='toy_out')(h)
+      return out.reshape(obs.shape[0], chunk_size, action_dim)
 
     super().__init__(model_config, obs_dim, action_dim, net)
 
   def _mean(self, params, obs):
-    x = jnp.zeros((obs.shape[0], self.horizon, self.action_dim))
+    x = jnp.zeros((obs.shape[0], self.chunk_size, self.action_dim))
     return self._apply(params, obs, x, 0.0)
 
   def action(self, params, rng, obs, num_steps: int, noise=None):
@@ -71,14 +71,14 @@ class ToyPolicy(policy_lib.ChunkPolicy):
                       max_guidance_weight: float = 5.0, noise=None):
     del rng, num_steps, max_guidance_weight, noise
     w = prefix.prefix_weights(inference_delay, prefix_attention_horizon,
-                              self.horizon, prefix_attention_schedule)
+                              self.chunk_size, prefix_attention_schedule)
     w = w[None, :, None]
     return w * prev_chunk + (1 - w) * self._mean(params, obs)
 
   def training_time_action(self, params, rng, obs, num_steps: int,
                            prev_chunk, inference_delay, noise=None):
     del rng, num_steps, noise
-    clean = (jnp.arange(self.horizon) < inference_delay)[None, :, None]
+    clean = (jnp.arange(self.chunk_size) < inference_delay)[None, :, None]
     return jnp.where(clean, prev_chunk, self._mean(params, obs))
 
   def loss_and_metrics(self, params, rng, obs, action):

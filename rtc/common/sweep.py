@@ -48,7 +48,7 @@ def level_column(level_id: str) -> str:
 MIN_HORIZON = 'min'
 
 
-def sweep_points(delays: Sequence[int], horizon: int,
+def sweep_points(delays: Sequence[int], chunk_size: int,
                  execute_horizons=None):
   """(d, s) pairs with s in [max(1, d), H - d].
 
@@ -57,10 +57,10 @@ def sweep_points(delays: Sequence[int], horizon: int,
   """
   points = []
   for d in delays:
-    if d < 0 or 2 * d > horizon:
-      raise ValueError(f'Delay {d} is out of range for H={horizon} '
+    if d < 0 or 2 * d > chunk_size:
+      raise ValueError(f'Delay {d} is out of range for H={chunk_size} '
                        f'(need 0 <= d <= H/2).')
-    for s in range(max(1, d), horizon - d + 1):
+    for s in range(max(1, d), chunk_size - d + 1):
       if execute_horizons == MIN_HORIZON:
         if s == max(1, d):
           points.append((d, s))
@@ -68,7 +68,7 @@ def sweep_points(delays: Sequence[int], horizon: int,
         points.append((d, s))
   if not points:
     raise ValueError(f'No (delay, execute_horizon) pairs in delays {delays} '
-                     f'x horizons {execute_horizons} for H={horizon}.')
+                     f'x horizons {execute_horizons} for H={chunk_size}.')
   return points
 
 
@@ -187,7 +187,7 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
   results = ResultsFile(os.path.join(output_dir, 'results.csv'))
   # Nobody writes results.csv before every process has read it.
   distributed.barrier('rtc sweep: results read')
-  points = sweep_points(spec.delays, policy.horizon, spec.execute_horizons)
+  points = sweep_points(spec.delays, policy.chunk_size, spec.execute_horizons)
   level_cols = [level_column(i) for i in levels.ids]
   todo = [(m, d, s) for m in spec.methods for d, s in points
           if not all(results.has(c, d, s, m.name) for c in level_cols)]
@@ -211,7 +211,7 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
   progress = cli.Progress(len(todo), 'points', label)
   evaluators = {}
   for n, (method, d, s) in enumerate(todo):
-    rollout.check_delay_horizon(d, s, policy.horizon)
+    rollout.check_delay_horizon(d, s, policy.chunk_size)
     if method not in evaluators:
       evaluators[method] = make_evaluator(policy, levels, method,
                                           spec.num_evals, spec.num_steps,

@@ -176,24 +176,25 @@ def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
   at every step (training-time RTC).
   Returns (x_0 bins [B,H,A], the last step's logits [B,H,A,K]).
   """
-  levels = 1.0 - jnp.arange(num_steps + 1, dtype=jnp.float32) / num_steps
+  noise_levels = 1.0 - jnp.arange(num_steps + 1,
+                                  dtype=jnp.float32) / num_steps
 
   def constrain(x, t, key):
     # One level for the batch unless some tokens are clean (then [B, H]).
-    level = t
+    noise_level = t
     if pinned is not None:
       x = jnp.where(pinned[None, :, None], corrupt(key, y, t, num_bins), x)
     if clean is not None:
       x = jnp.where(clean[..., None], y, x)
-      level = jnp.where(clean, 0.0, t)
-    return x, level
+      noise_level = jnp.where(clean, 0.0, t)
+    return x, noise_level
 
   def step(x, k):
-    t, s = levels[k], levels[k + 1]
+    t, s = noise_levels[k], noise_levels[k + 1]
     key = jax.random.fold_in(rng, k)
     pin_key, sample_key = jax.random.split(key)
-    x, level = constrain(x, t, pin_key)
-    logits = logits_fn(x, level)
+    x, noise_level = constrain(x, t, pin_key)
+    logits = logits_fn(x, noise_level)
     return reverse_sample(sample_key, logits, x, t, s), logits
 
   # All steps but the last in a scan; the last also returns its logits.
@@ -242,7 +243,7 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
                action_dim: int):
     self.num_bins = k = model_config.num_bins
 
-    def net(obs, x_bins, level, tilt=None):
+    def net(obs, x_bins, noise_level, tilt=None):
       tokens = self.embedding(action_dim, k, model_config.bin_embedding_dim,
                               model_config.centre_features, name=EMBED)(x_bins)
       extra = None if tilt is None else tilt_terms(*tilt, num_bins=k)
@@ -252,7 +253,7 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
                                     f'{ROOT}/out_proj/w')
       with head:
         out = backbone.MixerBackbone(model_config, action_dim * k,
-                                     name=ROOT)(tokens, obs, level,
+                                     name=ROOT)(tokens, obs, noise_level,
                                                 out_extra=extra)
       return out.reshape(out.shape[:2] + (action_dim, k))
 
@@ -277,7 +278,7 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     return from_bins(bins, self.num_bins)
 
   def _start(self, rng, obs, noise):
-    shape = (obs.shape[0], self.horizon, self.action_dim)
+    shape = (obs.shape[0], self.chunk_size, self.action_dim)
     if noise is None:
       return jax.random.randint(rng, shape, 0, self.num_bins, jnp.int32)
     if noise.shape != shape:
@@ -293,9 +294,9 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     init_rng, rng = jax.random.split(rng)
     x_init = self._start(init_rng, obs, noise)
     if tilt is None:
-      logits_fn = lambda x, level: self.logits(params, obs, x, level)
+      logits_fn = lambda x, t: self.logits(params, obs, x, t)
     else:
-      logits_fn = lambda x, level: self.logits(params, obs, x, level, tilt)
+      logits_fn = lambda x, t: self.logits(params, obs, x, t, tilt)
     return sample_chunk(logits_fn, rng, x_init, num_steps, self.num_bins,
                         **constraints)
 
@@ -312,7 +313,7 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
                       max_guidance_weight: float = 3.0, noise=None):
     """RTC for discrete diffusion: pin w = 1 positions, tilt 0 < w < 1."""
     w = prefix.prefix_weights(inference_delay, prefix_attention_horizon,
-                              self.horizon, prefix_attention_schedule)
+                              self.chunk_size, prefix_attention_schedule)
     y = self.to_bins(prev_chunk)
     pinned = w >= 1.0  # prefix_weights gives exactly 1 at executed positions.
     x0, logits = self._sample(params, rng, obs, num_steps, noise,
@@ -326,8 +327,8 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
                            prev_chunk, inference_delay, noise=None):
     """The first d positions are the previous chunk's bins at level 0; they
     come back as the committed actions themselves (whatever the decoding)."""
-    clean = jnp.arange(self.horizon)[None, :] < inference_delay
-    clean = jnp.broadcast_to(clean, (obs.shape[0], self.horizon))
+    clean = jnp.arange(self.chunk_size)[None, :] < inference_delay
+    clean = jnp.broadcast_to(clean, (obs.shape[0], self.chunk_size))
     y = self.to_bins(prev_chunk)
     x0, logits = self._sample(params, rng, obs, num_steps, noise, y=y,
                               clean=clean)
@@ -340,20 +341,22 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     """Cross-entropy against the clean bins (and bin accuracy)."""
     self.check_action(obs, action)
     batch = obs.shape[0]
-    level_rng, noise_rng, delay_rng = jax.random.split(rng, 3)
+    noise_level_rng, noise_rng, delay_rng = jax.random.split(rng, 3)
     x0 = self.to_bins(action)
-    level = jax.random.uniform(level_rng, (batch,))
+    noise_level = jax.random.uniform(noise_level_rng, (batch,))
     if self.config.simulated_delay is None:
-      token_level = jnp.broadcast_to(level[:, None], (batch, self.horizon))
-      covered = jnp.ones((batch, self.horizon), bool)
+      token_noise_level = jnp.broadcast_to(noise_level[:, None],
+                                           (batch, self.chunk_size))
+      covered = jnp.ones((batch, self.chunk_size), bool)
     else:
       delay = prefix.sample_delays(delay_rng, batch,
                                   self.config.simulated_delay)
-      prefix_mask = jnp.arange(self.horizon)[None, :] < delay[:, None]
-      token_level = jnp.where(prefix_mask, 0.0, level[:, None])
+      prefix_mask = jnp.arange(self.chunk_size)[None, :] < delay[:, None]
+      token_noise_level = jnp.where(prefix_mask, 0.0, noise_level[:, None])
       covered = ~prefix_mask
-    x_t = corrupt(noise_rng, x0, token_level, self.num_bins)
-    cond = level if self.config.simulated_delay is None else token_level
+    x_t = corrupt(noise_rng, x0, token_noise_level, self.num_bins)
+    cond = (noise_level if self.config.simulated_delay is None else
+            token_noise_level)
     logits = self.logits(params, obs, x_t, cond)
     nll = ordinal.smoothed_cross_entropy(logits, x0,
                                          self.config.target_sigma)
