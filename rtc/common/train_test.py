@@ -1,4 +1,5 @@
-"""Tests of the shared training loop (rtc.common.train): resume, NaN stop.
+"""Tests of the shared training loop (rtc.common.train): resume, fine-tuning
+from `load_dir`, NaN stop.
 
 The loop is the same for every policy family, so these tests train the toy
 family of rtc.common.family_test (a one-layer regression of the chunk):
@@ -9,7 +10,6 @@ end-to-end runs through the loop are in rtc/flow and rtc/dd.
 import os
 import pickle
 import shutil
-import tempfile
 
 from absl.testing import absltest
 import numpy as np
@@ -52,9 +52,7 @@ class TrainLoopTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cache.enable_compilation_cache()
-    cls.root = tempfile.mkdtemp()
-    cls.addClassCleanup(shutil.rmtree, cls.root, ignore_errors=True)
-    cls.expert = testing.make_expert_run(os.path.join(cls.root, 'expert'))
+    cls.root, cls.expert = testing.temp_expert_run(cls)
     # Two epochs of 8 steps, uninterrupted; warm-up over 10 steps.
     cls.run_dir = _train(cls.expert, os.path.join(cls.root, 'logs'),
                          num_epochs=2, warmup_steps=10)
@@ -135,6 +133,26 @@ class TrainLoopTest(absltest.TestCase):
       f.write(b'truncated')
     with self.assertRaisesRegex(ValueError, f'{path} is unreadable'):
       _train(self.expert, os.path.dirname(run), num_epochs=2)
+
+  def test_load_dir_starts_from_saved_weights(self):
+    # Learning rate and weight decay 0: the weights stay those loaded.
+    run = _train(self.expert, os.path.join(self.root, 'ft'),
+                 learning_rate=0.0, weight_decay=0.0,
+                 load_dir=os.path.join(self.run_dir, '1'))
+    a = checkpoints.load_params(checkpoints.policy_path(run, 0, LEVEL_NAME))
+    b = checkpoints.load_params(checkpoints.policy_path(self.run_dir, 1,
+                                                        LEVEL_NAME))
+    self.assertEqual(sorted(a), sorted(b))
+    for k in b:
+      for n in b[k]:
+        np.testing.assert_array_equal(a[k][n], b[k][n])
+    # A fresh start differs from the saved weights.
+    run = _train(self.expert, os.path.join(self.root, 'fresh'),
+                 learning_rate=0.0, weight_decay=0.0)
+    fresh = checkpoints.load_params(checkpoints.policy_path(run, 0,
+                                                            LEVEL_NAME))
+    self.assertFalse(np.array_equal(fresh['toy_out']['w'],
+                                    b['toy_out']['w']))
 
   def test_nan_loss_stops_and_keeps_checkpoint(self):
     expert = os.path.join(self.root, 'nan_expert')

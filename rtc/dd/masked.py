@@ -46,11 +46,9 @@ process, the loss and the reverse process differ.
 
 import dataclasses
 
-import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from rtc.common import prefix
 from rtc.dd import model as dd_model
 from rtc.dd import ordinal
 from rtc.dd import reverse
@@ -143,15 +141,10 @@ class MaskEmbedding(dd_model.BinEmbedding):
     super().__init__(action_dim, num_bins + 1, dim, centre_features, name)
     self._bins = num_bins
 
-  def __call__(self, x):
-    init = (jnp.zeros if self._centre else
-            hk.initializers.TruncatedNormal(1.0))
-    table = hk.get_parameter('embeddings', self._shape, jnp.float32,
-                             init=init)
-    if self._centre:
-      feats = ordinal.centre_features(self._bins, self._shape[-1])
-      table = table + jnp.pad(feats, ((0, 1), (0, 0)))[None]
-    return dd_model.backbone.TableLookup(table, x)
+  def centre_features(self):
+    """The bins' centre features; the mask token's row gets none."""
+    feats = ordinal.centre_features(self._bins, self._shape[-1])
+    return jnp.pad(feats, ((0, 1), (0, 0)))
 
 
 class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
@@ -200,22 +193,14 @@ class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
     given = x != self.mask_token  # Tokens unmasked in `noise`.
     return jnp.where(given, self.from_bins(bins), value)
 
-  def realtime_action(self, params, rng, obs, num_steps: int, prev_chunk,
-                      inference_delay, prefix_attention_horizon,
-                      prefix_attention_schedule: str = 'exp',
-                      max_guidance_weight: float = 3.0, noise=None):
-    """Committed (w = 1) positions unmasked from the start; 0 < w < 1
-    tilted when unmasked."""
-    w = prefix.prefix_weights(inference_delay, prefix_attention_horizon,
-                              self.chunk_size, prefix_attention_schedule)
-    y = self.to_bins(prev_chunk)
-    pinned = jnp.broadcast_to((w >= 1.0)[None], (obs.shape[0], self.chunk_size))
+  def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed):
+    """Committed positions unmasked from the start; 0 < w < 1 tilted when
+    unmasked."""
     init_rng, rng = jax.random.split(rng)
-    x = jnp.where(pinned[..., None], y, self._start(init_rng, obs, noise))
-    _, value = self._unmask(params, rng, x, obs, num_steps,
-                            tilt=(y, w, max_guidance_weight),
-                            committed=pinned)
-    return jnp.where(pinned[..., None], self.from_bins(y), value)
+    x = jnp.where(committed[..., None], y, self._start(init_rng, obs, noise))
+    _, value = self._unmask(params, rng, x, obs, num_steps, tilt=tilt,
+                            committed=committed)
+    return value
 
   def training_time_action(self, params, rng, obs, num_steps: int,
                            prev_chunk, inference_delay, noise=None):
@@ -231,30 +216,17 @@ class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
 
   def loss_and_metrics(self, params, rng, obs, action):
     """Cross-entropy on the masked tokens (and their bin accuracy)."""
-    expected = (obs.shape[0], self.chunk_size, self.action_dim)
-    if action.shape != expected:
-      raise ValueError(f'action must have shape {expected}, got '
-                       f'{action.shape}.')
-    batch = obs.shape[0]
-    noise_level_rng, mask_rng, delay_rng = jax.random.split(rng, 3)
-    x0 = self.to_bins(action)
+    x0, (noise_level_rng, mask_rng, delay_rng) = self._loss_inputs(
+        rng, obs, action)
+    batch = x0.shape[0]
     noise_level = jax.random.uniform(noise_level_rng, (batch,))
     cond = noise_level
-    if self.config.simulated_delay is not None:
-      delay = prefix.sample_delays(delay_rng, batch,
-                                   self.config.simulated_delay)
-      prefix_mask = jnp.arange(self.chunk_size)[None, :] < delay[:, None]
+    prefix_mask = self._training_prefix(delay_rng, batch)
+    if prefix_mask is not None:
       cond = jnp.where(prefix_mask, 0.0, noise_level[:, None])
     x_t, masked = mask_tokens(mask_rng, x0, cond, self.num_bins)
     logits = self.logits(params, obs, x_t, cond)
-    nll = ordinal.smoothed_cross_entropy(logits, x0,
-                                         self.config.target_sigma)
-    weight = masked.astype(jnp.float32)
-    denom = jnp.maximum(jnp.sum(weight), 1.0)
-    loss = jnp.sum(nll * weight) / denom
-    correct = (jnp.argmax(logits, axis=-1) == x0).astype(jnp.float32)
-    accuracy = jnp.sum(correct * weight) / denom
-    return loss, {'cross_entropy': loss, 'bin_accuracy': accuracy}
+    return self.cross_entropy(logits, x0, masked.astype(jnp.float32))
 
 
 def make_policy(model, obs_dim: int, action_dim: int):

@@ -2,14 +2,13 @@
 
 Training and evaluation go through the same entry points as the binaries
 (`train_and_evaluate`, `evaluate`) on the smallest packaged level. The loop's
-own behaviour (resume, stopping on a NaN loss) is tested in
-rtc/common/train_test.py.
+own behaviour (resume, fine-tuning from `load_dir`, stopping on a NaN loss)
+is tested in rtc/common/train_test.py.
 """
 
 import csv
 import os
 import pickle
-import shutil
 
 from absl.testing import absltest
 import numpy as np
@@ -40,8 +39,7 @@ class FlowTrainEvalTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cache.enable_compilation_cache()
-    cls.root = cls.create_tempdir_cls()
-    cls.expert = testing.make_expert_run(os.path.join(cls.root, 'expert'))
+    cls.root, cls.expert = testing.temp_expert_run(cls)
     cls.logdir = os.path.join(cls.root, 'logs')
     cls.logs = []
     c = train_config(cls.expert, cls.logdir)
@@ -50,13 +48,6 @@ class FlowTrainEvalTest(absltest.TestCase):
     c.eval.num_flow_steps = 2
     cls.run_dir = train.train_and_evaluate(c, flow_model.make_policy, 'flow',
                                            log=cls.logs.append)
-
-  @classmethod
-  def create_tempdir_cls(cls):
-    import tempfile  # pylint: disable=g-import-not-at-top
-    d = tempfile.mkdtemp()
-    cls.addClassCleanup(shutil.rmtree, d, ignore_errors=True)
-    return d
 
   def test_outputs(self):
     self.assertEqual(self.run_dir, os.path.join(self.logdir, 'run'))
@@ -77,19 +68,6 @@ class FlowTrainEvalTest(absltest.TestCase):
     solved = scalars[f'eval/{LEVEL_NAME}/solved_s4'][0][1]
     self.assertTrue(0.0 <= solved <= 1.0)
     self.assertTrue(any('eta' in l or 'left' in l for l in self.logs))
-
-  def test_load_dir_starts_from_saved_weights(self):
-    c = train_config(self.expert, os.path.join(self.root, 'ft'),
-                     num_epochs=1, learning_rate=0.0, weight_decay=0.0,
-                     load_dir=os.path.join(self.run_dir, '1'))
-    run = train.train_and_evaluate(c, flow_model.make_policy, 'flow',
-                                   log=lambda _: None)
-    a = checkpoints.load_params(checkpoints.policy_path(run, 0, LEVEL_NAME))
-    b = checkpoints.load_params(checkpoints.policy_path(self.run_dir, 1,
-                                                        LEVEL_NAME))
-    for k in b:
-      for n in b[k]:
-        np.testing.assert_array_equal(a[k][n], b[k][n])
 
   def test_missing_run_path(self):
     with self.assertRaisesRegex(ValueError, 'run_path is required'):
