@@ -20,6 +20,9 @@ local devices, rtc.common.sharding), on the expert data in
 * A non-finite loss stops the run with an error naming the level and step;
   the last checkpoint written stays as it was.
 
+Steps: `_load`, `_init_or_resume`, then per epoch `_Loop.epoch`, `.save`,
+`.evaluate` (tests: rtc/common/train_test.py).
+
 In a job of several processes (`--config.distributed.*`,
 rtc.common.distributed) the level axis spans every process's devices: each
 process loads the data (and, resuming, the policies) of its own levels only
