@@ -1,21 +1,42 @@
-"""Pieces shared by the policy configs (imported by configs/*.py)."""
+"""Pieces shared by the policy configs (imported by configs/*.py).
+
+Model options and their defaults live in one place, the family's config
+class; `options_of` turns one into `--config.model.*` options.
+"""
+
+import dataclasses
+import typing
 
 from ml_collections import config_dict
 
+from rtc.common import backbone
 
-def model(**overrides) -> config_dict.ConfigDict:
-  """The shared backbone's options (DESIGN §3 defaults)."""
+
+def options_of(config_class, **overrides) -> config_dict.ConfigDict:
+  """The fields of a model config dataclass, at their defaults, with
+  `overrides`. A None default becomes a placeholder of the field's type, so
+  that --config.model.<name>=<value> can set it."""
   c = config_dict.ConfigDict()
-  c.channel_dim = 256
-  c.channel_hidden_dim = 512
-  c.token_hidden_dim = 64
-  c.num_layers = 4
-  c.action_chunk_size = 8
-  # Training-time RTC: None disables; D draws delays d in {0..D-1}.
-  c.simulated_delay = config_dict.placeholder(int)
+  defaults = config_class()
+  hints = typing.get_type_hints(config_class)
+  for field in dataclasses.fields(config_class):
+    value = getattr(defaults, field.name)
+    if value is None:
+      kind = [t for t in typing.get_args(hints[field.name])
+              if t is not type(None)][0]
+      value = config_dict.placeholder(kind)
+    setattr(c, field.name, value)
   for k, v in overrides.items():
     setattr(c, k, v)
   return c
+
+
+def model(**overrides) -> config_dict.ConfigDict:
+  """The shared backbone's options, rtc.common.backbone.MixerConfig (DESIGN
+  §3 defaults): channel_dim, channel_hidden_dim, token_hidden_dim,
+  num_layers, action_chunk_size (H) and simulated_delay (training-time RTC:
+  None disables; D draws delays d in {0..D-1})."""
+  return options_of(backbone.MixerConfig, **overrides)
 
 
 def distributed() -> config_dict.ConfigDict:
@@ -65,6 +86,7 @@ def bc_train(logdir: str, model_config) -> config_dict.ConfigDict:
   c.eval = config_dict.ConfigDict()
   c.eval.execute_horizons = ''
   c.eval.num_evals = 128
+  # Sampling steps per chunk (`num_steps` in the code), for flow and DD alike.
   c.eval.num_flow_steps = 5
   c.distributed = distributed()
   return c
@@ -77,6 +99,7 @@ def sweep(num_evals: int, max_guidance_weight: float,
   c.step = -1  # Epoch to evaluate; -1 = the latest.
   c.weak_step = config_dict.placeholder(int)  # Weak policy's epoch for BID.
   c.num_evals = num_evals
+  # Sampling steps per chunk (`num_steps` in the code), for flow and DD alike.
   c.num_flow_steps = 5
   c.seed = 0
   c.delays = '0,1,2,3,4'

@@ -29,25 +29,32 @@ Model options of rtc.dd.ordinal, recorded in the run's config.json:
 """
 
 from configs import common
+from rtc.dd import masked
+from rtc.dd import model as dd_model
+from rtc.dd import token_levels
 
-# Chosen by measurement (README.md, "Why DD learned slowly").
+# Chosen by measurement (README.md, "Why DD learned slowly"); the defaults
+# of the config classes are the seed's model.
 ORDINAL = dict(target_sigma=1.0, centre_features=True, ordinal_head=8,
                decode='expected_value')
-MASKED = dict(corruption='mask', unmask_order='random', early_start=True)
-TOKEN_LEVELS = dict(corruption='uniform', token_levels='independent',
-                    token_level_share=0.5)
-SEED = dict(target_sigma=0.0, centre_features=False, ordinal_head=0,
-            decode='sample')
+
+
+def model(preset: str = ''):
+  """The model options of a preset; defaults from the config classes
+  (rtc.dd.model.ModelConfig, rtc.dd.masked.MaskedConfig,
+  rtc.dd.token_levels.TokenLevelsConfig)."""
+  if preset == 'seed':
+    return common.options_of(dd_model.ModelConfig)
+  if preset == 'masked':
+    return common.options_of(masked.MaskedConfig, **ORDINAL)
+  if preset == 'token_levels':
+    return common.options_of(token_levels.TokenLevelsConfig,
+                             corruption='uniform', **ORDINAL)
+  return common.options_of(dd_model.ModelConfig, **ORDINAL)
 
 
 def get_config(preset: str = ''):
   if preset not in ('', 'seed', 'masked', 'token_levels'):
     raise ValueError(f"configs/dd.py: unknown preset {preset!r}; use '' "
                      "(the default), 'seed', 'masked' or 'token_levels'.")
-  options = SEED if preset == 'seed' else ORDINAL
-  if preset == 'masked':
-    options = dict(options, **MASKED)
-  if preset == 'token_levels':
-    options = dict(options, **TOKEN_LEVELS)
-  return common.bc_train(
-      'logs-dd', common.model(num_bins=256, bin_embedding_dim=32, **options))
+  return common.bc_train('logs-dd', model(preset))

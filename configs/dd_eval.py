@@ -20,8 +20,7 @@ DEFAULT_GUIDANCE = 3.0
 def get_config():
   c = common.sweep(
       num_evals=128, max_guidance_weight=DEFAULT_GUIDANCE,
-      model_config=common.model(num_bins=256, bin_embedding_dim=32,
-                                **dd.SEED))
+      model_config=dd.model('seed'))
   # How the last denoising step becomes actions: 'sample' (the sampled bins'
   # centres), 'expected_value' (the expected centre under p_theta) or 'mode'
   # (the most likely bin's centre); None: as the run was trained (its

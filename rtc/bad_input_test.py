@@ -14,7 +14,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 from unittest import mock
 
 from absl import flags

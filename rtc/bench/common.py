@@ -13,10 +13,10 @@ NUM_STEPS = 5
 N_SAMPLES = 16
 
 
-def inputs(batch: int, horizon: int = 8, seed: int = 0):
+def inputs(batch: int, chunk_size: int = 8, seed: int = 0):
   k1, k2 = jax.random.split(jax.random.key(seed))
   obs = jax.random.normal(k1, (batch, OBS_DIM))
-  prev = jnp.tanh(jax.random.normal(k2, (batch, horizon, ACTION_DIM)))
+  prev = jnp.tanh(jax.random.normal(k2, (batch, chunk_size, ACTION_DIM)))
   return obs, prev
 
 
@@ -25,9 +25,9 @@ def sampling_fns(policy, num_steps=NUM_STEPS, n_samples=N_SAMPLES,
   """Jitted action / realtime_action / bid_action at d=2, s=3 (exp)."""
   action = jax.jit(lambda p, k, o, prev: policy.action(p, k, o, num_steps))
   realtime = jax.jit(lambda p, k, o, prev: policy.realtime_action(
-      p, k, o, num_steps, prev, 2, policy.horizon - 3, 'exp', guidance))
+      p, k, o, num_steps, prev, 2, policy.chunk_size - 3, 'exp', guidance))
   bid = jax.jit(lambda p, k, o, prev: policy.bid_action(
-      p, k, o, num_steps, prev, 2, policy.horizon - 3, n_samples))
+      p, k, o, num_steps, prev, 2, policy.chunk_size - 3, n_samples))
   return {'action': action, 'realtime_action': realtime, 'bid_action': bid}
 
 
@@ -36,7 +36,7 @@ def latencies(policy, params, batch_sizes, guidance, log=print):
   out = {}
   fns = sampling_fns(policy, guidance=guidance)
   for batch in batch_sizes:
-    obs, prev = inputs(batch, policy.horizon)
+    obs, prev = inputs(batch, policy.chunk_size)
     for name, fn in fns.items():
       args = (params, jax.random.key(1), obs, prev)
       repeats = 20 if batch <= 64 else 3

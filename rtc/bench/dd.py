@@ -39,18 +39,18 @@ _STEP_BATCH = flags.DEFINE_integer(
 
 def step_breakdown(dd, flow, batch):
   """Seconds per denoising step, and the alternatives DD's sampler avoids."""
-  obs, prev = common.inputs(batch, dd.horizon)
-  bins = jnp.zeros((batch, dd.horizon, dd.action_dim), jnp.int32)
-  x_t = jnp.zeros((batch, flow.horizon, flow.action_dim))
+  obs, prev = common.inputs(batch, dd.chunk_size)
+  bins = jnp.zeros((batch, dd.chunk_size, dd.action_dim), jnp.int32)
+  x_t = jnp.zeros((batch, flow.chunk_size, flow.action_dim))
   y = dd.to_bins(prev)
-  w = prefix.prefix_weights(2, dd.horizon - 3, dd.horizon, 'exp')
+  w = prefix.prefix_weights(2, dd.chunk_size - 3, dd.chunk_size, 'exp')
   pd, pf = common.params_for(dd), common.params_for(flow)
   logits = jax.jit(dd.logits)
   tilted = jax.jit(lambda p, o, x, t: dd.logits(p, o, x, t, (y, w, 3.0)))
   step = jax.jit(lambda key, lg, x: dd_model.reverse_sample(key, lg, x, 0.6,
                                                             0.4))
   lg = logits(pd, obs, bins, 0.5)
-  hidden = jax.random.normal(jax.random.key(0), (batch, dd.horizon,
+  hidden = jax.random.normal(jax.random.key(0), (batch, dd.chunk_size,
                                                  dd.config.channel_dim))
   out = pd[f'{dd_model.ROOT}/out_proj']
   parts = [

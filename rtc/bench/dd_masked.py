@@ -45,9 +45,9 @@ def main(argv):
         p, k, o, common.NUM_STEPS))
     realtime = jax.jit(lambda p, k, o, prev, policy=policy:
                        policy.realtime_action(p, k, o, common.NUM_STEPS,
-                                              prev, D, policy.horizon - S))
+                                              prev, D, policy.chunk_size - S))
     for b in batches:
-      obs, prev = common.inputs(b, policy.horizon)
+      obs, prev = common.inputs(b, policy.chunk_size)
       args = (params, jax.random.key(1), obs, prev)
       repeats = 20 if b <= 64 else 5
       t_naive = timing.time_fn(naive, *args, repeats=repeats)

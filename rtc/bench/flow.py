@@ -115,11 +115,11 @@ def _backbone_with(**functions):
       setattr(backbone, name, fn)
 
 
-def _compile(loss_fn, params, batch, horizon):
+def _compile(loss_fn, params, batch, chunk_size):
   """(compiled step, its args): loss + gradient + clip + AdamW."""
-  obs, _ = common.inputs(batch, horizon)
+  obs, _ = common.inputs(batch, chunk_size)
   action = jnp.tanh(jax.random.normal(jax.random.key(2),
-                                      (batch, horizon, common.ACTION_DIM)))
+                                      (batch, chunk_size, common.ACTION_DIM)))
   opt = optax.chain(optax.clip_by_global_norm(10.0),
                     optax.adamw(3e-4, weight_decay=1e-2))
 

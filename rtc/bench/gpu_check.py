@@ -120,7 +120,8 @@ def check_train_step(kind, make_policy, sz, levels, rows, memory_only):
   rng = np.random.default_rng(0)
   obs = shard.pad(rng.normal(size=(n, sz.batch, obs_dim)).astype(np.float32))
   act = shard.pad(np.tanh(rng.normal(
-      size=(n, sz.batch, policy.horizon, env.action_dim))).astype(np.float32))
+      size=(n, sz.batch, policy.chunk_size, env.action_dim))).astype(
+          np.float32))
   key_data = shard.pad(np.asarray(jax.random.key_data(keys)))
   step = shard.map(train.make_train_step(policy, opt), in_axes=(0,) * 5,
                    donate_argnums=(0, 1))
@@ -144,7 +145,7 @@ def check_latency(kind, make_policy, sz, obs_dim, action_dim, rows):
   c = model_config(kind, sz.smoke)
   policy = make_policy(c.model, obs_dim, action_dim)
   params = jax.jit(policy.init)(jax.random.key(0))
-  h = policy.horizon
+  h = policy.chunk_size
   variants = [('', None)] if kind == 'flow' else [(' (cpu-tuned ops)', 'cpu'),
                                                   (' (plain ops)', 'plain')]
   for batch in sz.latency_batches:

@@ -195,8 +195,8 @@ class TableLookup:
 
   def project(self, w: jax.Array) -> jax.Array:
     slots, rows, dim = self.tables.shape
-    batch, horizon = self.index.shape[:2]
-    if batch * horizon <= rows:
+    batch, chunk_size = self.index.shape[:2]
+    if batch * chunk_size <= rows:
       return self.features() @ w
     projected = jnp.einsum('ske,sec->skc', self.tables,
                            w.reshape(slots, dim, -1)).reshape(slots * rows, -1)
@@ -245,8 +245,8 @@ class MixerBackbone(hk.Module):
     """`out_extra` = (features [B, H, F'], matrix [F', out_dim]), optional,
     adds features @ matrix to the output inside its matmul."""
     cfg = self._config
-    batch, horizon, features = tokens.shape
-    if horizon != cfg.action_chunk_size:
+    batch, chunk_size, features = tokens.shape
+    if chunk_size != cfg.action_chunk_size:
       raise ValueError(f'Expected {cfg.action_chunk_size} tokens, got '
                        f'tokens of shape {tokens.shape}.')
     if obs.shape[0] != batch or obs.ndim != 2:
@@ -256,7 +256,7 @@ class MixerBackbone(hk.Module):
       # One time for the whole batch (sampling): the conditioning and the
       # adaLN modulations are computed once and broadcast over examples.
       time = time[None]
-    elif time.shape not in ((batch,), (batch, horizon)):
+    elif time.shape not in ((batch,), (batch, chunk_size)):
       raise ValueError(f'time must be a scalar, [B] or [B, H], got '
                        f'{time.shape}.')
     # Conditioning [1|B, C] (per batch or example) or [B, H, C] (per token).

@@ -9,6 +9,7 @@ import numpy as np
 
 from rtc.common import cache
 from rtc.common import backbone
+from rtc.common import testing
 
 
 def _count(params):
@@ -60,8 +61,7 @@ class BackboneTest(parameterized.TestCase):
 
   @parameterized.parameters(0, 1)
   def test_per_token_equal_tokens_equals_per_example(self, seed):
-    config = backbone.MixerConfig(channel_dim=32, channel_hidden_dim=64,
-                                  token_hidden_dim=16, num_layers=2)
+    config = backbone.MixerConfig(**testing.TINY_BACKBONE)
     net = _net(config, 5)
     k1, k2, k3 = jax.random.split(jax.random.key(seed), 3)
     tokens = jax.random.normal(k1, (4, 8, 3))
@@ -81,8 +81,7 @@ class BackboneTest(parameterized.TestCase):
   def test_scalar_time_equals_per_example(self, seed):
     # A scalar time computes the conditioning once for the batch; the output
     # must match giving every example that time.
-    config = backbone.MixerConfig(channel_dim=32, channel_hidden_dim=64,
-                                  token_hidden_dim=16, num_layers=2)
+    config = backbone.MixerConfig(**testing.TINY_BACKBONE)
     net = _net(config, 5)
     k1, k2 = jax.random.split(jax.random.key(seed))
     tokens = jax.random.normal(k1, (4, 8, 3))

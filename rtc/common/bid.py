@@ -56,9 +56,9 @@ def bid_action(sample: Sampler, rng: jax.Array, obs: jax.Array,
   if bid_k is not None and not 1 <= bid_k <= n_samples:
     raise ValueError(f'bid_k must be in [1, n_samples={n_samples}], got '
                      f'{bid_k}.')
-  batch, horizon = prev_chunk.shape[:2]
+  batch, chunk_size = prev_chunk.shape[:2]
   weights = prefix.prefix_weights(inference_delay, prefix_attention_horizon,
-                                  horizon, 'exp')
+                                  chunk_size, 'exp')
   obs_rep = jnp.tile(obs, (n_samples,) + (1,) * (obs.ndim - 1))
 
   def draw(sampler):

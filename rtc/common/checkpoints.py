@@ -19,6 +19,7 @@ import os
 import pickle
 import re
 import tempfile
+from typing import Callable
 
 import jax
 import numpy as np
@@ -195,3 +196,49 @@ def load_checked(path: str, expected) -> dict:
   params = load_params(path)
   check_params(params, expected, path)
   return jax.tree.map(lambda x, e: np.asarray(x, e.dtype), params, expected)
+
+
+# -- resume state --------------------------------------------------------------
+# A training loop's resume file holds its state as flat lists of leaves
+# (rtc.common.train's train_state.pkl, rtc.expert.train's snapshots). Both
+# read it back with `read_pickles` and `check_leaves`, so a file from another
+# run or an older format stops with one line naming the file, the leaf and
+# the fix, instead of failing later inside a compiled step.
+
+_UNREADABLE = (OSError, pickle.UnpicklingError, EOFError, TypeError,
+               ValueError, AttributeError, IndexError)
+
+
+def read_pickles(path: str, count: int, fix: str) -> list:
+  """The first `count` pickles of `path` (a file may hold several in a row)."""
+  try:
+    with open(path, 'rb') as f:
+      return [pickle.load(f) for _ in range(count)]
+  except _UNREADABLE as e:
+    raise ValueError(f'{path} is unreadable ({type(e).__name__}); {fix}.') \
+        from None
+
+
+def check_leaves(leaves, like, path: str, what: str, fix: str,
+                 fit: Callable = lambda x, like: x) -> list:
+  """`leaves` as numpy arrays, each checked against `like`'s leaf.
+
+  `like`: the leaves (arrays or jax.ShapeDtypeStruct) the state must match
+  in number, shape and dtype; `what` names it in the error ('this
+  optimiser'); `fit(saved, like)` may first turn an older layout into the
+  current one (e.g. drop padding).
+  """
+  if not isinstance(leaves, (list, tuple)) or len(leaves) != len(like):
+    saved = len(leaves) if isinstance(leaves, (list, tuple)) else 'no'
+    raise ValueError(f'{path} does not match {what} ({saved} saved '
+                     f'arrays, {len(like)} expected); {fix}.')
+  out = []
+  for i, (x, want) in enumerate(zip(leaves, like)):
+    x = fit(np.asarray(x), want)
+    if x.shape != tuple(want.shape) or x.dtype != np.dtype(want.dtype):
+      raise ValueError(
+          f'{path} does not match {what}: array {i} is {x.dtype}'
+          f'{list(x.shape)}, expected {np.dtype(want.dtype)}'
+          f'{list(want.shape)}; {fix}.')
+    out.append(x)
+  return out

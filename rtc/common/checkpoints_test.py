@@ -140,6 +140,35 @@ class CheckpointsTest(absltest.TestCase):
     with self.assertRaisesRegex(FileNotFoundError, 'does not exist'):
       checkpoints.epoch_dirs(os.path.join(self.dir, 'missing'))
 
+  def test_resume_leaves_are_checked_leaf_by_leaf(self):
+    path = os.path.join(self.dir, 'state.pkl')
+    like = [np.zeros((2, 3), np.float32), np.zeros((2,), np.int32)]
+    with open(path, 'wb') as f:
+      f.write(pickle.dumps(7) + pickle.dumps(like))
+    step, leaves = checkpoints.read_pickles(path, 2, 'fix it')
+    self.assertEqual(step, 7)
+    out = checkpoints.check_leaves(leaves, like, path, 'this state',
+                                   'fix it')
+    self.assertEqual([x.dtype for x in out], [np.float32, np.int32])
+    # Same number of leaves, but another shape or dtype: refused by name.
+    for bad in ([np.zeros((2, 4), np.float32), like[1]],
+                [like[0], np.zeros((2,), np.float32)]):
+      with self.assertRaisesRegex(
+          ValueError, f'{path} does not match this state: array '
+          f'{0 if bad[1] is like[1] else 1} is .*; fix it'):
+        checkpoints.check_leaves(bad, like, path, 'this state', 'fix it')
+    with self.assertRaisesRegex(ValueError, r'\(1 saved arrays, 2'):
+      checkpoints.check_leaves(like[:1], like, path, 'this state', 'fix it')
+    # `fit` turns an older layout (padded rows) into the current one.
+    padded = [np.zeros((4, 3), np.float32), np.zeros((4,), np.int32)]
+    out = checkpoints.check_leaves(padded, like, path, 'this state', 'fix',
+                                   fit=lambda x, want: x[:2])
+    self.assertEqual([x.shape for x in out], [(2, 3), (2,)])
+    with open(path, 'wb') as f:
+      f.write(b'not a pickle')
+    with self.assertRaisesRegex(ValueError, f'{path} is unreadable.*fix it'):
+      checkpoints.read_pickles(path, 2, 'fix it')
+
 
 if __name__ == '__main__':
   absltest.main()

@@ -25,6 +25,8 @@ levels (`MultiLevelBatcher`) and builds only its own rows of each batch.
 
 import dataclasses
 import os
+import queue
+import threading
 import zipfile
 
 import numpy as np
@@ -247,6 +249,15 @@ class MultiLevelBatcher:
     self.steps_per_epoch = max(d.num_examples for d in datasets) // batch_size
     self._rng = np.random.default_rng(seed)
 
+  def state(self) -> dict:
+    """The shuffling state (numpy's bit-generator state, a plain dict):
+    `restore(state())` makes the next epochs repeat."""
+    return self._rng.bit_generator.state
+
+  def restore(self, state: dict) -> None:
+    """Continues the shuffles from a `state()` (e.g. a resumed run's)."""
+    self._rng.bit_generator.state = state
+
   def epoch_indices(self) -> np.ndarray:
     """[steps, L, B] example indices for one epoch."""
     need = self.steps_per_epoch * self.batch_size
@@ -262,3 +273,32 @@ class MultiLevelBatcher:
     """indices [L, B] -> (obs [S,B,O], actions [S,B,H,A]), S slots."""
     parts = [self.datasets[l].batch(indices[l]) for l in self.slot_levels]
     return (np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]))
+
+
+def prefetch(batcher, indices, depth=3):
+  """Yields batcher.batch(i) for i in indices, prepared in a thread."""
+  q = queue.Queue(maxsize=depth)
+  stop = threading.Event()
+
+  def work():
+    try:
+      for idx in indices:
+        if stop.is_set():
+          return
+        q.put(batcher.batch(idx))
+      q.put(None)
+    except BaseException as e:  # pylint: disable=broad-except
+      q.put(e)
+
+  t = threading.Thread(target=work, daemon=True)
+  t.start()
+  try:
+    while True:
+      item = q.get()
+      if item is None:
+        return
+      if isinstance(item, BaseException):
+        raise item
+      yield item
+  finally:
+    stop.set()

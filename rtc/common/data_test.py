@@ -81,6 +81,21 @@ class DataTest(absltest.TestCase):
     self.assertEqual(o.shape, (2, 4, 4))
     self.assertEqual(a.shape, (2, 4, 3, 2))
 
+  def test_batcher_state_restores_the_shuffles(self):
+    path = os.path.join(self.dir, 'l.npz')
+    _write(path, t_len=10)
+    sets = [data.load_level_dataset(path, 3)]
+    batcher = data.MultiLevelBatcher(sets, batch_size=4, seed=0)
+    batcher.epoch_indices()
+    state = batcher.state()
+    second = batcher.epoch_indices()
+    # A new batcher (another seed) restored to that state draws the same
+    # epoch as the first one's second epoch.
+    other = data.MultiLevelBatcher(sets, batch_size=4, seed=1)
+    self.assertFalse(np.array_equal(other.epoch_indices(), second))
+    other.restore(state)
+    np.testing.assert_array_equal(other.epoch_indices(), second)
+
   def test_errors_name_the_file(self):
     missing = os.path.join(self.dir, 'missing.npz')
     with self.assertRaisesRegex(FileNotFoundError, 'missing.npz'):

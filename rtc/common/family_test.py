@@ -47,18 +47,18 @@ class ToyPolicy(policy_lib.ChunkPolicy):
   kind = 'toy'
 
   def __init__(self, model_config: ToyConfig, obs_dim: int, action_dim: int):
-    horizon = model_config.action_chunk_size
+    chunk_size = model_config.action_chunk_size
 
     def net(obs, x, level):
       del x, level  # The toy conditions on the observation only.
       h = jax.nn.tanh(hk.Linear(model_config.hidden_dim, name='toy_in')(obs))
-      out = hk.Linear(horizon * action_dim, name='toy_out')(h)
-      return out.reshape(obs.shape[0], horizon, action_dim)
+      out = hk.Linear(chunk_size * action_dim, name='toy_out')(h)
+      return out.reshape(obs.shape[0], chunk_size, action_dim)
 
     super().__init__(model_config, obs_dim, action_dim, net)
 
   def _mean(self, params, obs):
-    x = jnp.zeros((obs.shape[0], self.horizon, self.action_dim))
+    x = jnp.zeros((obs.shape[0], self.chunk_size, self.action_dim))
     return self._apply(params, obs, x, 0.0)
 
   def action(self, params, rng, obs, num_steps: int, noise=None):
@@ -71,14 +71,14 @@ class ToyPolicy(policy_lib.ChunkPolicy):
                       max_guidance_weight: float = 5.0, noise=None):
     del rng, num_steps, max_guidance_weight, noise
     w = prefix.prefix_weights(inference_delay, prefix_attention_horizon,
-                              self.horizon, prefix_attention_schedule)
+                              self.chunk_size, prefix_attention_schedule)
     w = w[None, :, None]
     return w * prev_chunk + (1 - w) * self._mean(params, obs)
 
   def training_time_action(self, params, rng, obs, num_steps: int,
                            prev_chunk, inference_delay, noise=None):
     del rng, num_steps, noise
-    clean = (jnp.arange(self.horizon) < inference_delay)[None, :, None]
+    clean = (jnp.arange(self.chunk_size) < inference_delay)[None, :, None]
     return jnp.where(clean, prev_chunk, self._mean(params, obs))
 
   def loss_and_metrics(self, params, rng, obs, action):
@@ -92,6 +92,25 @@ def toy_model():
   return config_dict.ConfigDict(dataclasses.asdict(ToyConfig()))
 
 
+make_toy_policy = policy_lib.maker(ToyPolicy, ToyConfig)
+
+
+def toy_train_config(run_path: str, logdir: str, **overrides):
+  """Behaviour cloning of the toy family on `run_path`'s data: one epoch of
+  8 steps, logged every 4."""
+  c = common_config.bc_train(logdir, toy_model())
+  c.run_path = run_path
+  c.run_name = 'run'
+  c.batch_size = 32
+  c.num_epochs = 1
+  c.warmup_steps = 1
+  c.learning_rate = 1e-2
+  c.log_every = 4
+  for k, v in overrides.items():
+    setattr(c, k, v)
+  return c
+
+
 class ThirdFamilyTest(absltest.TestCase):
 
   @classmethod
@@ -99,8 +118,7 @@ class ThirdFamilyTest(absltest.TestCase):
     super().setUpClass()
     cache.enable_compilation_cache()
     registry.register(
-        'toy', types.SimpleNamespace(
-            make_policy=policy_lib.maker(ToyPolicy, ToyConfig)))
+        'toy', types.SimpleNamespace(make_policy=make_toy_policy))
     cls.root = tempfile.mkdtemp()
 
   @classmethod
@@ -110,15 +128,7 @@ class ThirdFamilyTest(absltest.TestCase):
 
   def test_trains_one_epoch_and_runs_a_sweep_point(self):
     expert = testing.make_expert_run(os.path.join(self.root, 'expert'))
-    c = common_config.bc_train(os.path.join(self.root, 'logs-toy'),
-                               toy_model())
-    c.run_path = expert
-    c.run_name = 'run'
-    c.batch_size = 32
-    c.num_epochs = 1
-    c.warmup_steps = 1
-    c.learning_rate = 1e-2
-    c.log_every = 4
+    c = toy_train_config(expert, os.path.join(self.root, 'logs-toy'))
     run_dir = train.train_and_evaluate(c, registry.make_policy('toy'), 'toy',
                                        log=lambda _: None)
 

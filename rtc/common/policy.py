@@ -9,14 +9,25 @@ methods below, so they never branch on the family (DESIGN §2).
 Shape letters:
 
 * B: batch (examples, or parallel episodes in a rollout);
-* H: chunk length, `model.action_chunk_size` (`self.horizon`);
+* H: chunk size, `model.action_chunk_size` (`self.chunk_size`);
 * A: action dimensions (`self.action_dim`);
 * O: observation dimensions, the plain observation (`self.obs_dim`);
 * K: bins per action dimension (discrete diffusion only).
 
-A policy is a Haiku transform net(obs [B, O], chunk [B, H, A], level) over
-the shared backbone, where `level` is the flow time or the corruption level,
-one for the batch (a scalar: sampling), per example [B] or per token [B, H].
+Names (each means one thing in the code):
+
+* `chunk_size`: H, the actions one call returns;
+* `execute_horizon` (s): how many of them run before the next chunk; d the
+  inference delay; `prefix_attention_horizon` = H - s, the positions the
+  prefix weights may reach (rtc.common.prefix);
+* `noise_level`: where a sample is between clean and noise, the flow time
+  or the corruption level; `level` alone is a Kinetix level;
+* `num_steps`: sampling steps per chunk (the option users type is still
+  `num_flow_steps`, for flow and DD alike).
+
+A policy is a Haiku transform net(obs [B, O], chunk [B, H, A], noise_level)
+over the shared backbone, one noise level for the batch (a scalar:
+sampling), per example [B] or per token [B, H].
 Every method is pure and jit-able with `params` first; `inference_delay`
 (d) and `prefix_attention_horizon` (H - s, s the execution horizon) may be
 traced values. Chunks are continuous, [B, H, A] float32.
@@ -61,24 +72,25 @@ class ChunkPolicy(abc.ABC):
     self.config = model_config
     self.obs_dim = obs_dim
     self.action_dim = action_dim
-    self.horizon = model_config.action_chunk_size
+    self.chunk_size = model_config.action_chunk_size
     self._net = hk.without_apply_rng(hk.transform(net))
 
   def init(self, rng: jax.Array):
     obs = jnp.zeros((1, self.obs_dim), jnp.float32)
-    x = jnp.zeros((1, self.horizon, self.action_dim), self.chunk_dtype)
+    x = jnp.zeros((1, self.chunk_size, self.action_dim), self.chunk_dtype)
     return self._net.init(rng, obs, x, jnp.zeros((1,), jnp.float32))
 
   def param_shapes(self):
     return jax.eval_shape(self.init, jax.random.key(0))
 
-  def _apply(self, params, obs, x, level, **kwargs):
-    """The network; `level` a scalar, [B] or per-token [B, H]; `kwargs` go
-    to the policy's net."""
-    level = jnp.asarray(level, jnp.float32)  # A scalar stays one: the
-    # backbone then computes the conditioning once for the batch.
-    return self._net.apply(params, obs, x.astype(self.chunk_dtype), level,
-                           **kwargs)
+  def _apply(self, params, obs, x, noise_level, **kwargs):
+    """The network; `noise_level` a scalar, [B] or per-token [B, H];
+    `kwargs` go to the policy's net."""
+    # A scalar stays one: the backbone then computes the conditioning once
+    # for the batch.
+    noise_level = jnp.asarray(noise_level, jnp.float32)
+    return self._net.apply(params, obs, x.astype(self.chunk_dtype),
+                           noise_level, **kwargs)
 
   # -- the family's algorithm --------------------------------------------------
 
@@ -108,7 +120,7 @@ class ChunkPolicy(abc.ABC):
 
   def check_action(self, obs, action) -> None:
     """Raises unless `action` is [B, H, A] for `obs` [B, O]."""
-    expected = (obs.shape[0], self.horizon, self.action_dim)
+    expected = (obs.shape[0], self.chunk_size, self.action_dim)
     if action.shape != expected:
       raise ValueError(f'action must have shape {expected}, got '
                        f'{action.shape}.')

@@ -69,7 +69,7 @@ class ContractTest(parameterized.TestCase):
     policy, params, _ = self._policy(kind)
     self.assertIsInstance(policy, policy_lib.ChunkPolicy)
     self.assertEqual(policy.kind, kind)
-    self.assertEqual((policy.obs_dim, policy.horizon, policy.action_dim),
+    self.assertEqual((policy.obs_dim, policy.chunk_size, policy.action_dim),
                      (O, H, A))
     self.assertEqual(
         jax.tree.map(lambda x: (x.shape, x.dtype), policy.param_shapes()),
@@ -173,7 +173,7 @@ class MakerTest(absltest.TestCase):
     make = policy_lib.maker(Policy, Config)
     built = make({'action_chunk_size': 3, 'x': 1}, 7, 2)
     self.assertIsInstance(built, Policy)
-    self.assertEqual((built.horizon, built.obs_dim, built.action_dim),
+    self.assertEqual((built.chunk_size, built.obs_dim, built.action_dim),
                      (3, 7, 2))
     self.assertEqual(seen, [{'action_chunk_size': 3, 'x': 1}])
     self.assertIn('Policy', make.__doc__)

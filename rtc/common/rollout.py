@@ -64,28 +64,29 @@ class Method:
     return self.name == 'bid' and self.bid_k is not None
 
 
-def check_delay_horizon(delay: int, execute_horizon: int, horizon: int):
-  if not (0 <= delay and max(1, delay) <= execute_horizon <= horizon - delay):
+def check_delay_horizon(delay: int, execute_horizon: int, chunk_size: int):
+  if not 0 <= delay or not (max(1, delay) <= execute_horizon
+                            <= chunk_size - delay):
     raise ValueError(
         f'Need 0 <= d and max(1, d) <= s <= H - d; got d={delay}, '
-        f's={execute_horizon}, H={horizon}.')
+        f's={execute_horizon}, H={chunk_size}.')
 
 
 def next_chunk(policy, method: Method, params, weak_params, key, obs,
                num_steps: int, prev_chunk, delay, execute_horizon):
   """The policy's next chunk for `method` (DESIGN §9, "Methods")."""
-  horizon = policy.horizon
+  chunk_size = policy.chunk_size
   if method.name == 'naive':
     return policy.action(params, key, obs, num_steps)
   if method.name in ('realtime', 'hard_masking'):
     schedule = 'zeros' if method.name == 'hard_masking' else method.schedule
     return policy.realtime_action(
         params, key, obs, num_steps, prev_chunk, delay,
-        horizon - execute_horizon, schedule, method.max_guidance_weight)
+        chunk_size - execute_horizon, schedule, method.max_guidance_weight)
   if method.name == 'bid':
     return policy.bid_action(
         params, key, obs, num_steps, prev_chunk, delay,
-        horizon - execute_horizon, method.n_samples,
+        chunk_size - execute_horizon, method.n_samples,
         weak_params if method.uses_weak_policy else None, method.bid_k)
   if method.name == 'training_time':
     if policy.config.simulated_delay is None:
@@ -98,10 +99,10 @@ def next_chunk(policy, method: Method, params, weak_params, key, obs,
 
 def shift_chunk(chunk: jax.Array, shift) -> jax.Array:
   """chunk[:, i + shift] for i + shift < H, else 0 ([B, H, A])."""
-  horizon = chunk.shape[1]
-  src = jnp.arange(horizon) + shift
-  out = jnp.take(chunk, jnp.minimum(src, horizon - 1), axis=1)
-  return jnp.where((src < horizon)[None, :, None], out, 0.0)
+  chunk_size = chunk.shape[1]
+  src = jnp.arange(chunk_size) + shift
+  out = jnp.take(chunk, jnp.minimum(src, chunk_size - 1), axis=1)
+  return jnp.where((src < chunk_size)[None, :, None], out, 0.0)
 
 
 def rollout(policy, env, method: Method, num_steps: int, params,

@@ -58,7 +58,7 @@ class FakeConfig(NamedTuple):
 
 
 class FakePolicy:
-  horizon = H
+  chunk_size = H
   config = FakeConfig()
 
   def _chunk(self, obs, offset):

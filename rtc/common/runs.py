@@ -79,6 +79,11 @@ def data_level_names(run_path: str) -> list[str]:
   return names
 
 
+def data_level_ids(run_path: str, worlds_dir: str | None) -> tuple[str, ...]:
+  """The level ids of an expert run's datasets (data/<level_name>.npz)."""
+  return level_ids_for_names(data_level_names(run_path), worlds_dir)
+
+
 def policy_level_names(run_dir: str, epoch: int) -> list[str]:
   pol = os.path.join(run_dir, str(epoch), 'policies')
   if not os.path.isdir(pol):

@@ -38,12 +38,12 @@ class SummaryWriter:
 
 
 class NullWriter:
-  """Writes nothing: the writer of every process but 0 of a job."""
+  """A SummaryWriter that writes nothing (processes other than 0)."""
 
-  def write(self, step, scalars):
+  def write(self, step: int, scalars: dict) -> None:
     del step, scalars
 
-  def close(self):
+  def close(self) -> None:
     pass
 
 

@@ -48,7 +48,7 @@ def level_column(level_id: str) -> str:
 MIN_HORIZON = 'min'
 
 
-def sweep_points(delays: Sequence[int], horizon: int,
+def sweep_points(delays: Sequence[int], chunk_size: int,
                  execute_horizons=None):
   """(d, s) pairs with s in [max(1, d), H - d].
 
@@ -57,10 +57,10 @@ def sweep_points(delays: Sequence[int], horizon: int,
   """
   points = []
   for d in delays:
-    if d < 0 or 2 * d > horizon:
-      raise ValueError(f'Delay {d} is out of range for H={horizon} '
+    if d < 0 or 2 * d > chunk_size:
+      raise ValueError(f'Delay {d} is out of range for H={chunk_size} '
                        f'(need 0 <= d <= H/2).')
-    for s in range(max(1, d), horizon - d + 1):
+    for s in range(max(1, d), chunk_size - d + 1):
       if execute_horizons == MIN_HORIZON:
         if s == max(1, d):
           points.append((d, s))
@@ -68,7 +68,7 @@ def sweep_points(delays: Sequence[int], horizon: int,
         points.append((d, s))
   if not points:
     raise ValueError(f'No (delay, execute_horizon) pairs in delays {delays} '
-                     f'x horizons {execute_horizons} for H={horizon}.')
+                     f'x horizons {execute_horizons} for H={chunk_size}.')
   return points
 
 
@@ -144,6 +144,37 @@ def make_evaluator(policy, levels: envs.Levels, method: rollout.Method,
   return shard.map(one_level, in_axes=(0, 0, 0, 0, None, None))
 
 
+class EpochEvaluator:
+  """Solve rate of every level at a few execution horizons (naive, d = 0),
+  with the sweep's evaluator: the training loop's check after each epoch
+  (rtc.common.train, `config.eval.execute_horizons`)."""
+
+  def __init__(self, policy, levels, shard, horizons, num_evals: int,
+               num_steps: int, seed: int):
+    self.horizons = horizons
+    self.names = levels.names
+    self.shard = shard
+    self._fn = make_evaluator(policy, levels, rollout.Method('naive'),
+                              num_evals, num_steps, shard)
+    keys = jax.random.split(jax.random.key(seed), len(levels))
+    self._keys = shard.pad(np.asarray(jax.random.key_data(keys)))
+    self._states = shard.pad(levels.states)
+
+  def __call__(self, params_padded) -> dict:
+    out = {}
+    for s in self.horizons:
+      m = self.shard.unpad(self._fn(params_padded, params_padded, self._keys,
+                                    self._states, 0, s))
+      for i, name in enumerate(self.names):
+        out[f'eval/{name}/solved_s{s}'] = float(
+            m['returned_episode_solved'][i])
+        out[f'eval/{name}/return_s{s}'] = float(
+            m['returned_episode_returns'][i])
+      out[f'eval/mean/solved_s{s}'] = float(
+          np.mean(m['returned_episode_solved']))
+    return out
+
+
 def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
               output_dir: str, weak_params=None, label: str = 'eval',
               log: Callable[[str], None] = print) -> str:
@@ -156,7 +187,7 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
   results = ResultsFile(os.path.join(output_dir, 'results.csv'))
   # Nobody writes results.csv before every process has read it.
   distributed.barrier('rtc sweep: results read')
-  points = sweep_points(spec.delays, policy.horizon, spec.execute_horizons)
+  points = sweep_points(spec.delays, policy.chunk_size, spec.execute_horizons)
   level_cols = [level_column(i) for i in levels.ids]
   todo = [(m, d, s) for m in spec.methods for d, s in points
           if not all(results.has(c, d, s, m.name) for c in level_cols)]
@@ -180,7 +211,7 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
   progress = cli.Progress(len(todo), 'points', label)
   evaluators = {}
   for n, (method, d, s) in enumerate(todo):
-    rollout.check_delay_horizon(d, s, policy.horizon)
+    rollout.check_delay_horizon(d, s, policy.chunk_size)
     if method not in evaluators:
       evaluators[method] = make_evaluator(policy, levels, method,
                                           spec.num_evals, spec.num_steps,

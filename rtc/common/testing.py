@@ -1,15 +1,21 @@
 """Helpers for rtc's tests: synthetic datasets and tiny configurations."""
 
 import os
+import shutil
+import tempfile
 
+import jax
+import jax.numpy as jnp
 import numpy as np
-
-from rtc.common import envs
+import optax
 
 # The smallest packaged level (5 polygons, 2 circles): fast to compile and run.
 TINY_LEVEL = 's/h0_weak_thrust.json'
 TINY_OBS_DIM = 140
 ACTION_DIM = 6
+# The backbone sizes of the tests' tiny models (the one place they are set).
+TINY_BACKBONE = dict(channel_dim=32, channel_hidden_dim=64,
+                     token_hidden_dim=16, num_layers=2)
 
 
 def write_dataset(path: str, t_len: int = 64, num_envs: int = 4,
@@ -33,6 +39,7 @@ def write_dataset(path: str, t_len: int = 64, num_envs: int = 4,
 
 def make_expert_run(root: str, level_ids=(TINY_LEVEL,), **kwargs) -> str:
   """An expert-run directory holding data/<level_name>.npz per level."""
+  from rtc.common import envs  # pylint: disable=g-import-not-at-top
   for i, level_id in enumerate(level_ids):
     write_dataset(os.path.join(root, 'data',
                                envs.level_name(level_id) + '.npz'),
@@ -40,12 +47,18 @@ def make_expert_run(root: str, level_ids=(TINY_LEVEL,), **kwargs) -> str:
   return root
 
 
+def temp_expert_run(test_class) -> tuple[str, str]:
+  """A temporary directory, removed after `test_class`'s tests, holding an
+  expert run at <root>/expert (`make_expert_run`): (root, expert run)."""
+  root = tempfile.mkdtemp()
+  test_class.addClassCleanup(shutil.rmtree, root, ignore_errors=True)
+  return root, make_expert_run(os.path.join(root, 'expert'))
+
+
 def shrink_model(model):
   """Makes a model ConfigDict tiny (for fast tests)."""
-  model.channel_dim = 32
-  model.channel_hidden_dim = 64
-  model.token_hidden_dim = 16
-  model.num_layers = 2
+  for k, v in TINY_BACKBONE.items():
+    setattr(model, k, v)
   return model
 
 
@@ -63,3 +76,45 @@ def tiny_bc_config(c, run_path, logdir, **overrides):
   for k, v in overrides.items():
     setattr(c, k, v)
   return c
+
+
+def perturbed_params(policy, seed: int = 0, scale: float = 0.1):
+  """Init params with every leaf moved by scale * N(0, 1): the
+  zero-initialised adaLN layers become non-zero."""
+  params = policy.init(jax.random.key(seed))
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(seed + 100), len(leaves))
+  return jax.tree.unflatten(tree, [
+      x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+
+
+def synthetic_chunks(seed: int, batch: int, obs_dim: int, chunk_size: int,
+                     action_dim: int):
+  """A deterministic, learnable observation -> chunk mapping: (obs [B, O],
+  chunks [B, H, A] = tanh of a random projection of obs)."""
+  k1, k2 = jax.random.split(jax.random.key(seed))
+  obs = jax.random.normal(k1, (batch, obs_dim))
+  proj = jax.random.normal(
+      k2, (obs_dim, chunk_size * action_dim)) / np.sqrt(obs_dim)
+  return obs, jnp.tanh(obs @ proj).reshape(batch, chunk_size, action_dim)
+
+
+def fit(policy, obs, target, num_steps: int, learning_rate: float = 3e-3):
+  """Adam on policy.loss_and_metrics from policy.init(key 0), step i drawing
+  key i. Returns (params, losses per step, the last step's metrics)."""
+  params = policy.init(jax.random.key(0))
+  opt = optax.adam(learning_rate)
+  state = opt.init(params)
+
+  @jax.jit
+  def step(params, state, key):
+    (loss, metrics), g = jax.value_and_grad(
+        policy.loss_and_metrics, has_aux=True)(params, key, obs, target)
+    updates, state = opt.update(g, state)
+    return optax.apply_updates(params, updates), state, loss, metrics
+
+  losses, metrics = [], {}
+  for i in range(num_steps):
+    params, state, loss, metrics = step(params, state, jax.random.key(i))
+    losses.append(float(loss))
+  return params, losses, metrics

@@ -46,11 +46,9 @@ process, the loss and the reverse process differ.
 
 import dataclasses
 
-import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from rtc.common import prefix
 from rtc.dd import model as dd_model
 from rtc.dd import ordinal
 from rtc.dd import reverse
@@ -143,15 +141,10 @@ class MaskEmbedding(dd_model.BinEmbedding):
     super().__init__(action_dim, num_bins + 1, dim, centre_features, name)
     self._bins = num_bins
 
-  def __call__(self, x):
-    init = (jnp.zeros if self._centre else
-            hk.initializers.TruncatedNormal(1.0))
-    table = hk.get_parameter('embeddings', self._shape, jnp.float32,
-                             init=init)
-    if self._centre:
-      feats = ordinal.centre_features(self._bins, self._shape[-1])
-      table = table + jnp.pad(feats, ((0, 1), (0, 0)))[None]
-    return dd_model.backbone.TableLookup(table, x)
+  def centre_features(self):
+    """The bins' centre features; the mask token's row gets none."""
+    feats = ordinal.centre_features(self._bins, self._shape[-1])
+    return jnp.pad(feats, ((0, 1), (0, 0)))
 
 
 class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
@@ -164,7 +157,7 @@ class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
     return self.num_bins
 
   def _start(self, rng, obs, noise):
-    shape = (obs.shape[0], self.horizon, self.action_dim)
+    shape = (obs.shape[0], self.chunk_size, self.action_dim)
     if noise is None:
       return jnp.full(shape, self.mask_token, jnp.int32)
     if noise.shape != shape:
@@ -178,10 +171,10 @@ class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
     """x [B,H,A] -> actions; `committed` [B,H] positions given (early start
     counts them), `clean` [B,H] also get level 0 (training-time RTC)."""
     def logits_fn(x, t):
-      level = t if clean is None else jnp.where(clean, 0.0, t)
+      noise_level = t if clean is None else jnp.where(clean, 0.0, t)
       if tilt is None:
-        return self.logits(params, obs, x, level)
-      return self.logits(params, obs, x, level, tilt)
+        return self.logits(params, obs, x, noise_level)
+      return self.logits(params, obs, x, noise_level, tilt)
 
     start, calls = 1.0, None
     if self.config.early_start and committed is not None:
@@ -200,28 +193,20 @@ class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
     given = x != self.mask_token  # Tokens unmasked in `noise`.
     return jnp.where(given, self.from_bins(bins), value)
 
-  def realtime_action(self, params, rng, obs, num_steps: int, prev_chunk,
-                      inference_delay, prefix_attention_horizon,
-                      prefix_attention_schedule: str = 'exp',
-                      max_guidance_weight: float = 3.0, noise=None):
-    """Committed (w = 1) positions unmasked from the start; 0 < w < 1
-    tilted when unmasked."""
-    w = prefix.prefix_weights(inference_delay, prefix_attention_horizon,
-                              self.horizon, prefix_attention_schedule)
-    y = self.to_bins(prev_chunk)
-    pinned = jnp.broadcast_to((w >= 1.0)[None], (obs.shape[0], self.horizon))
+  def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed):
+    """Committed positions unmasked from the start; 0 < w < 1 tilted when
+    unmasked."""
     init_rng, rng = jax.random.split(rng)
-    x = jnp.where(pinned[..., None], y, self._start(init_rng, obs, noise))
-    _, value = self._unmask(params, rng, x, obs, num_steps,
-                            tilt=(y, w, max_guidance_weight),
-                            committed=pinned)
-    return jnp.where(pinned[..., None], self.from_bins(y), value)
+    x = jnp.where(committed[..., None], y, self._start(init_rng, obs, noise))
+    _, value = self._unmask(params, rng, x, obs, num_steps, tilt=tilt,
+                            committed=committed)
+    return value
 
   def training_time_action(self, params, rng, obs, num_steps: int,
                            prev_chunk, inference_delay, noise=None):
     """The first d positions are the previous chunk's bins at level 0."""
-    clean = jnp.arange(self.horizon)[None, :] < inference_delay
-    clean = jnp.broadcast_to(clean, (obs.shape[0], self.horizon))
+    clean = jnp.arange(self.chunk_size)[None, :] < inference_delay
+    clean = jnp.broadcast_to(clean, (obs.shape[0], self.chunk_size))
     y = self.to_bins(prev_chunk)
     init_rng, rng = jax.random.split(rng)
     x = jnp.where(clean[..., None], y, self._start(init_rng, obs, noise))
@@ -231,30 +216,17 @@ class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
 
   def loss_and_metrics(self, params, rng, obs, action):
     """Cross-entropy on the masked tokens (and their bin accuracy)."""
-    expected = (obs.shape[0], self.horizon, self.action_dim)
-    if action.shape != expected:
-      raise ValueError(f'action must have shape {expected}, got '
-                       f'{action.shape}.')
-    batch = obs.shape[0]
-    level_rng, mask_rng, delay_rng = jax.random.split(rng, 3)
-    x0 = self.to_bins(action)
-    level = jax.random.uniform(level_rng, (batch,))
-    cond = level
-    if self.config.simulated_delay is not None:
-      delay = prefix.sample_delays(delay_rng, batch,
-                                   self.config.simulated_delay)
-      prefix_mask = jnp.arange(self.horizon)[None, :] < delay[:, None]
-      cond = jnp.where(prefix_mask, 0.0, level[:, None])
+    x0, (noise_level_rng, mask_rng, delay_rng) = self._loss_inputs(
+        rng, obs, action)
+    batch = x0.shape[0]
+    noise_level = jax.random.uniform(noise_level_rng, (batch,))
+    cond = noise_level
+    prefix_mask = self._training_prefix(delay_rng, batch)
+    if prefix_mask is not None:
+      cond = jnp.where(prefix_mask, 0.0, noise_level[:, None])
     x_t, masked = mask_tokens(mask_rng, x0, cond, self.num_bins)
     logits = self.logits(params, obs, x_t, cond)
-    nll = ordinal.smoothed_cross_entropy(logits, x0,
-                                         self.config.target_sigma)
-    weight = masked.astype(jnp.float32)
-    denom = jnp.maximum(jnp.sum(weight), 1.0)
-    loss = jnp.sum(nll * weight) / denom
-    correct = (jnp.argmax(logits, axis=-1) == x0).astype(jnp.float32)
-    accuracy = jnp.sum(correct * weight) / denom
-    return loss, {'cross_entropy': loss, 'bin_accuracy': accuracy}
+    return self.cross_entropy(logits, x0, masked.astype(jnp.float32))
 
 
 def make_policy(model, obs_dim: int, action_dim: int):
@@ -265,15 +237,15 @@ def make_policy(model, obs_dim: int, action_dim: int):
   if corruption not in CORRUPTIONS:
     raise ValueError(f'model.corruption must be one of {CORRUPTIONS}, got '
                      f'{corruption!r}.')
-  levels = model.pop('token_levels', None) or 'shared'
+  token_mode = model.pop('token_levels', None) or 'shared'
   share = model.pop('token_level_share', None)
-  if levels not in token_levels.TOKEN_LEVELS:
+  if token_mode not in token_levels.TOKEN_LEVELS:
     raise ValueError(f'model.token_levels must be one of '
-                     f'{token_levels.TOKEN_LEVELS}, got {levels!r}.')
-  if levels == 'shared' and share is not None:
+                     f'{token_levels.TOKEN_LEVELS}, got {token_mode!r}.')
+  if token_mode == 'shared' and share is not None:
     raise ValueError("model.token_level_share applies only to "
                      "model.token_levels = 'independent'; remove it.")
-  if corruption == 'mask' and levels != 'shared':
+  if corruption == 'mask' and token_mode != 'shared':
     raise ValueError("model.token_levels = 'independent' is built for "
                      "model.corruption = 'uniform' only; set one of them "
                      'back.')
@@ -284,8 +256,8 @@ def make_policy(model, obs_dim: int, action_dim: int):
                        f"= 'mask'; remove it or set corruption to 'mask'.")
     for k in MASK_ONLY:
       model.pop(k, None)
-    if levels == 'independent':
-      model.update(token_levels=levels, token_level_share=(
+    if token_mode == 'independent':
+      model.update(token_levels=token_mode, token_level_share=(
           0.5 if share is None else share))
       return token_levels.TokenLevelsPolicy(
           token_levels.TokenLevelsConfig(**model), obs_dim, action_dim)

@@ -61,6 +61,7 @@ import jax
 import jax.numpy as jnp
 
 from rtc.common import backbone
+from rtc.common import bins
 from rtc.common import policy
 from rtc.common import prefix
 from rtc.dd import ordinal
@@ -70,6 +71,8 @@ ROOT, EMBED, HEAD = 'dd', 'dd_embed', 'dd_ordinal_head'
 reverse_probs, reverse_mixture = reverse.reverse_probs, reverse.reverse_mixture
 reverse_sample, sample_logits = reverse.reverse_sample, reverse.sample_logits
 block_size, _max_last = reverse.block_size, reverse.max_last
+to_bins, from_bins, bin_centres = bins.to_bins, bins.from_bins, bins.bin_centres
+tilt_logits, tilt_terms = bins.tilt_logits, bins.tilt_terms
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,22 +104,7 @@ class ModelConfig(backbone.MixerConfig):
                        f'{self.bin_embedding_dim}.')
 
 
-# -- bins and the forward process ---------------------------------------------
-
-
-def to_bins(actions: jax.Array, num_bins: int) -> jax.Array:
-  """Continuous actions in [-1, 1] -> bin indices (int32)."""
-  idx = jnp.floor((actions + 1.0) / 2.0 * num_bins)
-  return jnp.clip(idx, 0, num_bins - 1).astype(jnp.int32)
-
-
-def from_bins(bins: jax.Array, num_bins: int) -> jax.Array:
-  """Bin indices -> bin centres in [-1, 1]."""
-  return -1.0 + (bins.astype(jnp.float32) + 0.5) * (2.0 / num_bins)
-
-
-def bin_centres(num_bins: int) -> jax.Array:
-  return from_bins(jnp.arange(num_bins), num_bins)
+# -- the forward process (bins: rtc.common.bins) -------------------------------
 
 
 def corrupt(rng: jax.Array, x0: jax.Array, t, num_bins: int) -> jax.Array:
@@ -132,37 +120,6 @@ def corrupt(rng: jax.Array, x0: jax.Array, t, num_bins: int) -> jax.Array:
   return jnp.where(keep, x0, noise)
 
 
-def tilt_logits(logits: jax.Array, y_bins: jax.Array, weights: jax.Array,
-                g) -> jax.Array:
-  """logits [B,H,A,K] + log exp(-g * w_h * (centre_k - centre(y))^2 / 2)."""
-  num_bins = logits.shape[-1]
-  diff = bin_centres(num_bins) - from_bins(y_bins, num_bins)[..., None]
-  return logits - 0.5 * g * weights[None, :, None, None] * jnp.square(diff)
-
-
-def tilt_terms(y_bins: jax.Array, weights: jax.Array, g, num_bins: int):
-  """`tilt_logits`' tilt as extra inputs of the output matmul.
-
-  Returns (features [B, H, 2A + 1], matrix [2A + 1, A * K]) whose product is
-  the tilt flattened over (A, K): with s_h = g w_h / 2 and c the bin centres,
-  -s_h (c_k - c_y)^2 = (2 s_h c_y) c_k + (-s_h c_y^2) 1 + (-s_h) c_k^2.
-  Inside the matmul the tilt costs no pass over the B * H * A * K logits.
-  """
-  action_dim = y_bins.shape[-1]
-  centres = bin_centres(num_bins)
-  c_y = from_bins(y_bins, num_bins)  # [B, H, A]
-  scale = jnp.broadcast_to(0.5 * g * weights[None, :, None], c_y.shape)
-  features = jnp.concatenate(
-      [2.0 * scale * c_y, -scale * jnp.square(c_y), -scale[..., :1]], axis=-1)
-  eye = jnp.eye(action_dim, dtype=jnp.float32)[:, :, None]
-  matrix = jnp.concatenate([
-      (eye * centres).reshape(action_dim, -1),
-      (eye * jnp.ones_like(centres)).reshape(action_dim, -1),
-      jnp.tile(jnp.square(centres), action_dim)[None],
-  ], axis=0)
-  return features, matrix
-
-
 def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
                  num_steps: int, num_bins: int, y: Optional[jax.Array] = None,
                  pinned: Optional[jax.Array] = None,
@@ -176,24 +133,25 @@ def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
   at every step (training-time RTC).
   Returns (x_0 bins [B,H,A], the last step's logits [B,H,A,K]).
   """
-  levels = 1.0 - jnp.arange(num_steps + 1, dtype=jnp.float32) / num_steps
+  noise_levels = 1.0 - jnp.arange(num_steps + 1,
+                                  dtype=jnp.float32) / num_steps
 
   def constrain(x, t, key):
     # One level for the batch unless some tokens are clean (then [B, H]).
-    level = t
+    noise_level = t
     if pinned is not None:
       x = jnp.where(pinned[None, :, None], corrupt(key, y, t, num_bins), x)
     if clean is not None:
       x = jnp.where(clean[..., None], y, x)
-      level = jnp.where(clean, 0.0, t)
-    return x, level
+      noise_level = jnp.where(clean, 0.0, t)
+    return x, noise_level
 
   def step(x, k):
-    t, s = levels[k], levels[k + 1]
+    t, s = noise_levels[k], noise_levels[k + 1]
     key = jax.random.fold_in(rng, k)
     pin_key, sample_key = jax.random.split(key)
-    x, level = constrain(x, t, pin_key)
-    logits = logits_fn(x, level)
+    x, noise_level = constrain(x, t, pin_key)
+    logits = logits_fn(x, noise_level)
     return reverse_sample(sample_key, logits, x, t, s), logits
 
   # All steps but the last in a scan; the last also returns its logits.
@@ -220,6 +178,10 @@ class BinEmbedding(hk.Module):
     self._shape = (action_dim, num_bins, dim)
     self._centre = centre_features
 
+  def centre_features(self):
+    """The fixed bin-centre features added to each dimension's rows."""
+    return ordinal.centre_features(*self._shape[1:])
+
   def __call__(self, x):
     # With centre features the table learns what they miss, from zero.
     init = (jnp.zeros if self._centre else
@@ -227,7 +189,7 @@ class BinEmbedding(hk.Module):
     table = hk.get_parameter('embeddings', self._shape, jnp.float32,
                              init=init)
     if self._centre:
-      table = table + ordinal.centre_features(*self._shape[1:])[None]
+      table = table + self.centre_features()[None]
     return backbone.TableLookup(table, x)
 
 
@@ -242,7 +204,7 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
                action_dim: int):
     self.num_bins = k = model_config.num_bins
 
-    def net(obs, x_bins, level, tilt=None):
+    def net(obs, x_bins, noise_level, tilt=None):
       tokens = self.embedding(action_dim, k, model_config.bin_embedding_dim,
                               model_config.centre_features, name=EMBED)(x_bins)
       extra = None if tilt is None else tilt_terms(*tilt, num_bins=k)
@@ -252,7 +214,7 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
                                     f'{ROOT}/out_proj/w')
       with head:
         out = backbone.MixerBackbone(model_config, action_dim * k,
-                                     name=ROOT)(tokens, obs, level,
+                                     name=ROOT)(tokens, obs, noise_level,
                                                 out_extra=extra)
       return out.reshape(out.shape[:2] + (action_dim, k))
 
@@ -277,7 +239,7 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     return from_bins(bins, self.num_bins)
 
   def _start(self, rng, obs, noise):
-    shape = (obs.shape[0], self.horizon, self.action_dim)
+    shape = (obs.shape[0], self.chunk_size, self.action_dim)
     if noise is None:
       return jax.random.randint(rng, shape, 0, self.num_bins, jnp.int32)
     if noise.shape != shape:
@@ -293,9 +255,9 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     init_rng, rng = jax.random.split(rng)
     x_init = self._start(init_rng, obs, noise)
     if tilt is None:
-      logits_fn = lambda x, level: self.logits(params, obs, x, level)
+      logits_fn = lambda x, t: self.logits(params, obs, x, t)
     else:
-      logits_fn = lambda x, level: self.logits(params, obs, x, level, tilt)
+      logits_fn = lambda x, t: self.logits(params, obs, x, t, tilt)
     return sample_chunk(logits_fn, rng, x_init, num_steps, self.num_bins,
                         **constraints)
 
@@ -310,24 +272,32 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
                       inference_delay, prefix_attention_horizon,
                       prefix_attention_schedule: str = 'exp',
                       max_guidance_weight: float = 3.0, noise=None):
-    """RTC for discrete diffusion: pin w = 1 positions, tilt 0 < w < 1."""
+    """RTC for discrete diffusion: the committed positions (w = 1) come back
+    as the previous chunk's bins exactly; 0 < w < 1 are tilted towards them
+    (`_guided`: how each variant holds the committed ones while sampling)."""
     w = prefix.prefix_weights(inference_delay, prefix_attention_horizon,
-                              self.horizon, prefix_attention_schedule)
+                              self.chunk_size, prefix_attention_schedule)
     y = self.to_bins(prev_chunk)
-    pinned = w >= 1.0  # prefix_weights gives exactly 1 at executed positions.
-    x0, logits = self._sample(params, rng, obs, num_steps, noise,
-                              tilt=(y, w, max_guidance_weight), y=y,
-                              pinned=pinned)
-    out = self._decode(x0, logits)
-    # Pinned positions return the previous chunk's bins exactly.
-    return jnp.where(pinned[None, :, None], self.from_bins(y), out)
+    # prefix_weights gives exactly 1 at executed positions.
+    committed = jnp.broadcast_to((w >= 1.0)[None],
+                                 (obs.shape[0], self.chunk_size))
+    value = self._guided(params, rng, obs, num_steps, noise, y,
+                         (y, w, max_guidance_weight), committed)
+    return jnp.where(committed[..., None], self.from_bins(y), value)
+
+  def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed):
+    """Actions [B,H,A] sampled with `tilt`; committed positions [B,H] follow
+    y corrupted to the current level ("pinned")."""
+    x0, logits = self._sample(params, rng, obs, num_steps, noise, tilt=tilt,
+                              y=y, pinned=committed[0])
+    return self._decode(x0, logits)
 
   def training_time_action(self, params, rng, obs, num_steps: int,
                            prev_chunk, inference_delay, noise=None):
     """The first d positions are the previous chunk's bins at level 0; they
     come back as the committed actions themselves (whatever the decoding)."""
-    clean = jnp.arange(self.horizon)[None, :] < inference_delay
-    clean = jnp.broadcast_to(clean, (obs.shape[0], self.horizon))
+    clean = jnp.arange(self.chunk_size)[None, :] < inference_delay
+    clean = jnp.broadcast_to(clean, (obs.shape[0], self.chunk_size))
     y = self.to_bins(prev_chunk)
     x0, logits = self._sample(params, rng, obs, num_steps, noise, y=y,
                               clean=clean)
@@ -338,27 +308,45 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
 
   def loss_and_metrics(self, params, rng, obs, action):
     """Cross-entropy against the clean bins (and bin accuracy)."""
-    self.check_action(obs, action)
-    batch = obs.shape[0]
-    level_rng, noise_rng, delay_rng = jax.random.split(rng, 3)
-    x0 = self.to_bins(action)
-    level = jax.random.uniform(level_rng, (batch,))
-    if self.config.simulated_delay is None:
-      token_level = jnp.broadcast_to(level[:, None], (batch, self.horizon))
-      covered = jnp.ones((batch, self.horizon), bool)
+    x0, (noise_level_rng, noise_rng, delay_rng) = self._loss_inputs(
+        rng, obs, action)
+    batch = x0.shape[0]
+    noise_level = jax.random.uniform(noise_level_rng, (batch,))
+    prefix_mask = self._training_prefix(delay_rng, batch)
+    if prefix_mask is None:
+      cond = noise_level
+      token_noise_level = jnp.broadcast_to(noise_level[:, None],
+                                           (batch, self.chunk_size))
+      covered = jnp.ones((batch, self.chunk_size), bool)
     else:
-      delay = prefix.sample_delays(delay_rng, batch,
-                                  self.config.simulated_delay)
-      prefix_mask = jnp.arange(self.horizon)[None, :] < delay[:, None]
-      token_level = jnp.where(prefix_mask, 0.0, level[:, None])
+      cond = token_noise_level = jnp.where(prefix_mask, 0.0,
+                                           noise_level[:, None])
       covered = ~prefix_mask
-    x_t = corrupt(noise_rng, x0, token_level, self.num_bins)
-    cond = level if self.config.simulated_delay is None else token_level
+    x_t = corrupt(noise_rng, x0, token_noise_level, self.num_bins)
     logits = self.logits(params, obs, x_t, cond)
+    return self.cross_entropy(logits, x0, jnp.broadcast_to(
+        covered[..., None], x0.shape).astype(jnp.float32))
+
+  def _loss_inputs(self, rng, obs, action):
+    """Checks `action`; returns its clean bins x0 [B,H,A] and three keys
+    (noise level, corruption, delay)."""
+    self.check_action(obs, action)
+    return self.to_bins(action), jax.random.split(rng, 3)
+
+  def _training_prefix(self, rng, batch: int):
+    """Training-time RTC: [B, H] True at the first d positions, d drawn per
+    example; None without model.simulated_delay."""
+    if self.config.simulated_delay is None:
+      return None
+    delay = prefix.sample_delays(rng, batch, self.config.simulated_delay)
+    return jnp.arange(self.chunk_size)[None, :] < delay[:, None]
+
+  def cross_entropy(self, logits, x0, weight):
+    """(loss, metrics): the mean (smoothed) cross-entropy of `logits`
+    [B,H,A,K] against the clean bins x0 [B,H,A], and the bin accuracy, over
+    the tokens whose `weight` [B,H,A] is 1 (the others are 0)."""
     nll = ordinal.smoothed_cross_entropy(logits, x0,
                                          self.config.target_sigma)
-    weight = jnp.broadcast_to(covered[..., None], nll.shape).astype(
-        jnp.float32)
     denom = jnp.maximum(jnp.sum(weight), 1.0)
     loss = jnp.sum(nll * weight) / denom
     correct = (jnp.argmax(logits, axis=-1) == x0).astype(jnp.float32)

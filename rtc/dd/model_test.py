@@ -8,24 +8,16 @@ from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from rtc.common import cache
 from rtc.common import prefix
+from rtc.common import testing
 from rtc.dd import model as dd_model
 
 O, A, H = 7, 3, 8
-SMALL = dd_model.ModelConfig(channel_dim=32, channel_hidden_dim=64,
-                             token_hidden_dim=16, num_layers=2, num_bins=16,
+SMALL = dd_model.ModelConfig(**testing.TINY_BACKBONE, num_bins=16,
                              bin_embedding_dim=4)
-
-
-def _perturbed_params(policy, seed=0, scale=0.1):
-  params = policy.init(jax.random.key(seed))
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.key(seed + 100), len(leaves))
-  return jax.tree.unflatten(tree, [
-      x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
+_perturbed_params = testing.perturbed_params
 
 
 def _oracle_logits(target_bins, num_bins, sharpness=50.0):
@@ -326,25 +318,9 @@ class SamplerTest(parameterized.TestCase):
 class TrainingTest(absltest.TestCase):
 
   def test_learns_synthetic_mapping(self):
-    k1, k2 = jax.random.split(jax.random.key(3))
-    obs = jax.random.normal(k1, (64, O))
-    proj = jax.random.normal(k2, (O, H * A)) / np.sqrt(O)
-    target = jnp.tanh(obs @ proj).reshape(64, H, A)
+    obs, target = testing.synthetic_chunks(3, 64, O, H, A)
     policy = dd_model.DiscreteDiffusionPolicy(SMALL, O, A)
-    params = policy.init(jax.random.key(0))
-    opt = optax.adam(3e-3)
-    state = opt.init(params)
-
-    @jax.jit
-    def step(params, state, key):
-      (loss, m), g = jax.value_and_grad(policy.loss_and_metrics,
-                                        has_aux=True)(params, key, obs,
-                                                      target)
-      upd, state = opt.update(g, state)
-      return optax.apply_updates(params, upd), state, loss, m
-
-    for i in range(400):
-      params, state, loss, m = step(params, state, jax.random.key(i))
+    params, _, m = testing.fit(policy, obs, target, 400)
     # Bin accuracy of x_0-prediction from clean-ish inputs, and sampling.
     sample = jax.jit(policy.action, static_argnums=(3,))(
         params, jax.random.key(0), obs, 8)

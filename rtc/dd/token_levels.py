@@ -26,9 +26,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from rtc.common import prefix
 from rtc.dd import model as dd_model
-from rtc.dd import ordinal
 
 TOKEN_LEVELS = ('shared', 'independent')
 
@@ -48,61 +46,41 @@ class TokenLevelsConfig(dd_model.ModelConfig):
                        f'{self.token_level_share}.')
 
 
-def draw_levels(rng, batch: int, horizon: int, share: float):
-  """Levels [B, H]: per position for a share of the examples, else one per
-  example. Returns (levels, independent [B] bool)."""
+def draw_noise_levels(rng, batch: int, chunk_size: int, share: float):
+  """Noise levels [B, H]: per position for a share of the examples, else
+  one per example. Returns (noise_levels, independent [B] bool)."""
   chunk_rng, token_rng, pick_rng = jax.random.split(rng, 3)
   shared = jax.random.uniform(chunk_rng, (batch, 1))
-  per_token = jax.random.uniform(token_rng, (batch, horizon))
+  per_token = jax.random.uniform(token_rng, (batch, chunk_size))
   independent = jax.random.uniform(pick_rng, (batch,)) < share
-  levels = jnp.where(independent[:, None], per_token,
-                     jnp.broadcast_to(shared, (batch, horizon)))
-  return levels, independent
+  noise_levels = jnp.where(independent[:, None], per_token,
+                           jnp.broadcast_to(shared, (batch, chunk_size)))
+  return noise_levels, independent
 
 
 class TokenLevelsPolicy(dd_model.DiscreteDiffusionPolicy):
   """Uniform DD trained with per-token levels; committed tokens are clean."""
 
-  def realtime_action(self, params, rng, obs, num_steps: int, prev_chunk,
-                      inference_delay, prefix_attention_horizon,
-                      prefix_attention_schedule: str = 'exp',
-                      max_guidance_weight: float = 3.0, noise=None):
-    """Committed (w = 1) positions clean at level 0; 0 < w < 1 tilted."""
-    w = prefix.prefix_weights(inference_delay, prefix_attention_horizon,
-                              self.horizon, prefix_attention_schedule)
-    y = self.to_bins(prev_chunk)
-    clean = jnp.broadcast_to((w >= 1.0)[None], (obs.shape[0], self.horizon))
-    x0, logits = self._sample(params, rng, obs, num_steps, noise,
-                              tilt=(y, w, max_guidance_weight), y=y,
-                              clean=clean)
-    return jnp.where(clean[..., None], self.from_bins(y),
-                     self._decode(x0, logits))
+  def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed):
+    """Committed positions clean at level 0 every step; 0 < w < 1 tilted."""
+    x0, logits = self._sample(params, rng, obs, num_steps, noise, tilt=tilt,
+                              y=y, clean=committed)
+    return self._decode(x0, logits)
 
   def loss_and_metrics(self, params, rng, obs, action):
     """The seed's cross-entropy with per-token levels for a share."""
-    expected = (obs.shape[0], self.horizon, self.action_dim)
-    if action.shape != expected:
-      raise ValueError(f'action must have shape {expected}, got '
-                       f'{action.shape}.')
-    batch = obs.shape[0]
-    level_rng, noise_rng, delay_rng = jax.random.split(rng, 3)
-    x0 = self.to_bins(action)
-    levels, _ = draw_levels(level_rng, batch, self.horizon,
-                            self.config.token_level_share)
-    covered = jnp.ones((batch, self.horizon), bool)
-    if self.config.simulated_delay is not None:
-      delay = prefix.sample_delays(delay_rng, batch,
-                                   self.config.simulated_delay)
-      covered = jnp.arange(self.horizon)[None, :] >= delay[:, None]
-      levels = jnp.where(covered, levels, 0.0)
-    x_t = dd_model.corrupt(noise_rng, x0, levels, self.num_bins)
-    logits = self.logits(params, obs, x_t, levels)
-    nll = ordinal.smoothed_cross_entropy(logits, x0,
-                                         self.config.target_sigma)
-    weight = jnp.broadcast_to(covered[..., None], nll.shape).astype(
-        jnp.float32)
-    denom = jnp.maximum(jnp.sum(weight), 1.0)
-    loss = jnp.sum(nll * weight) / denom
-    correct = (jnp.argmax(logits, axis=-1) == x0).astype(jnp.float32)
-    accuracy = jnp.sum(correct * weight) / denom
-    return loss, {'cross_entropy': loss, 'bin_accuracy': accuracy}
+    x0, (noise_level_rng, noise_rng, delay_rng) = self._loss_inputs(
+        rng, obs, action)
+    batch = x0.shape[0]
+    noise_levels, _ = draw_noise_levels(noise_level_rng, batch,
+                                        self.chunk_size,
+                                        self.config.token_level_share)
+    covered = jnp.ones((batch, self.chunk_size), bool)
+    prefix_mask = self._training_prefix(delay_rng, batch)
+    if prefix_mask is not None:
+      covered = ~prefix_mask
+      noise_levels = jnp.where(covered, noise_levels, 0.0)
+    x_t = dd_model.corrupt(noise_rng, x0, noise_levels, self.num_bins)
+    logits = self.logits(params, obs, x_t, noise_levels)
+    return self.cross_entropy(logits, x0, jnp.broadcast_to(
+        covered[..., None], x0.shape).astype(jnp.float32))

@@ -1,17 +1,16 @@
 """End-to-end test of discrete-diffusion training and evaluation.
 
-The training loop and sweep are the shared ones (tested in depth through the
-flow policy); this checks the DD policy runs through them unchanged: bin
-accuracy in TensorBoard, fine-tuning from `load_dir`, and a sweep of a model
-trained with a simulated delay, which adds the `training_time` method.
+The training loop and sweep are the shared ones (tested in depth in
+rtc/common/train_test.py and through the flow policy); this checks the DD
+policy runs through them unchanged: bin accuracy in TensorBoard, and a sweep
+of a model trained with a simulated delay, which adds the `training_time`
+method.
 """
 
 import csv
 import os
-import tempfile
 
 from absl.testing import absltest
-import numpy as np
 
 from configs import dd as dd_config
 from configs import dd_eval as dd_eval_config
@@ -40,8 +39,7 @@ class DDTrainEvalTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cache.enable_compilation_cache()
-    cls.root = tempfile.mkdtemp()
-    cls.expert = testing.make_expert_run(os.path.join(cls.root, 'expert'))
+    cls.root, cls.expert = testing.temp_expert_run(cls)
     cls.run_dir = train.train_and_evaluate(
         train_config(cls.expert, os.path.join(cls.root, 'logs')),
         dd_model.make_policy, 'dd', log=lambda _: None)
@@ -54,28 +52,6 @@ class DDTrainEvalTest(absltest.TestCase):
       self.assertIn(tag, scalars)
     acc = [v for _, v in scalars['train/bin_accuracy']]
     self.assertGreater(acc[-1], acc[0])
-
-  def test_fine_tuning_starts_from_saved_weights(self):
-    c = train_config(self.expert, os.path.join(self.root, 'ft'),
-                     num_epochs=1, learning_rate=0.0, weight_decay=0.0,
-                     load_dir=os.path.join(self.run_dir, '1'))
-    run = train.train_and_evaluate(c, dd_model.make_policy, 'dd',
-                                   log=lambda _: None)
-    a = checkpoints.load_params(checkpoints.policy_path(run, 0, LEVEL_NAME))
-    b = checkpoints.load_params(checkpoints.policy_path(self.run_dir, 1,
-                                                        LEVEL_NAME))
-    for k in b:
-      for n in b[k]:
-        np.testing.assert_array_equal(a[k][n], b[k][n])
-    # A fresh start differs from the saved weights.
-    c = train_config(self.expert, os.path.join(self.root, 'fresh'),
-                     num_epochs=1, learning_rate=0.0, weight_decay=0.0)
-    run = train.train_and_evaluate(c, dd_model.make_policy, 'dd',
-                                   log=lambda _: None)
-    fresh = checkpoints.load_params(checkpoints.policy_path(run, 0,
-                                                            LEVEL_NAME))
-    self.assertFalse(np.array_equal(fresh['dd/out_proj']['w'],
-                                    b['dd/out_proj']['w']))
 
   def test_sweep_adds_training_time(self):
     c = dd_eval_config.get_config()

@@ -136,23 +136,18 @@ _SNAPSHOT_ERRORS = (OSError, pickle.UnpicklingError, EOFError, TypeError,
 def _load_snapshot(path: str, like, shard):
   """(update, runner) from `path`, shaped and placed like `like`."""
   fix = f'delete {path} to train that group again from the start'
-  try:
-    with open(path, 'rb') as f:
-      update, leaves = int(pickle.load(f)), list(pickle.load(f))
-  except _SNAPSHOT_ERRORS as e:
-    raise ValueError(f'{path} is unreadable ({type(e).__name__}); {fix}.') \
-        from None
+  update, leaves = checkpoints.read_pickles(path, 2, fix)
   want, treedef = jax.tree.flatten(like)
-  # Older snapshots kept the padded unit axis (pads repeat the last unit).
+  # Snapshots keep the real units; older ones kept the padded unit axis
+  # (pads repeat the last unit), which `fit` cuts back.
   n = shard.num_levels
-  leaves = [np.asarray(a)[:n] if np.ndim(a) else np.asarray(a)
-            for a in leaves]
-  if len(leaves) != len(want) or any(
-      a.shape != (n,) + b.shape[1:] or a.dtype != b.dtype
-      for a, b in zip(leaves, want)):
-    raise ValueError(f'{path} does not match this run\'s learners; {fix}.')
+  unpadded = [jax.ShapeDtypeStruct((n,) + b.shape[1:], b.dtype)
+              if np.ndim(b) else b for b in want]
+  leaves = checkpoints.check_leaves(
+      leaves, unpadded, path, "this run's learners", fix,
+      fit=lambda x, like: x[:n] if x.ndim else x)
   leaves = [shard.pad(a) for a in leaves]
-  return update, jax.tree.unflatten(treedef, leaves)
+  return int(update), jax.tree.unflatten(treedef, leaves)
 
 
 def _saved_update(run_dir: str, units) -> int:

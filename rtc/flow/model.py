@@ -62,7 +62,7 @@ class FlowPolicy(policy.ChunkPolicy):
     return self._apply(params, obs, x_t, time)
 
   def _noise(self, rng, obs, noise):
-    shape = (obs.shape[0], self.horizon, self.action_dim)
+    shape = (obs.shape[0], self.chunk_size, self.action_dim)
     if noise is None:
       return jax.random.normal(rng, shape, jnp.float32)
     if noise.shape != shape:
@@ -93,7 +93,7 @@ class FlowPolicy(policy.ChunkPolicy):
                       max_guidance_weight: float = 5.0, noise=None):
     """RTC: guided Euler integration towards `prev_chunk`'s prefix."""
     weights = prefix.prefix_weights(inference_delay, prefix_attention_horizon,
-                                     self.horizon, prefix_attention_schedule)
+                                     self.chunk_size, prefix_attention_schedule)
     x0 = self._noise(rng, obs, noise)
 
     def guided(x_t, t):
@@ -112,8 +112,8 @@ class FlowPolicy(policy.ChunkPolicy):
                            prev_chunk, inference_delay, noise=None):
     """For `simulated_delay` models: the first d positions come clean from
     `prev_chunk` with per-token time 1 (DESIGN §7)."""
-    mask = jnp.arange(self.horizon)[None, :] < inference_delay  # [1, H]
-    mask = jnp.broadcast_to(mask, (obs.shape[0], self.horizon))
+    mask = jnp.arange(self.chunk_size)[None, :] < inference_delay  # [1, H]
+    mask = jnp.broadcast_to(mask, (obs.shape[0], self.chunk_size))
     x0 = self._noise(rng, obs, noise)
 
     def velocity(x_t, t):
@@ -141,7 +141,7 @@ class FlowPolicy(policy.ChunkPolicy):
       return loss, {'mse': loss}
     delay = prefix.sample_delays(delay_rng, batch,
                                   self.config.simulated_delay)
-    mask = jnp.arange(self.horizon)[None, :] < delay[:, None]  # [B, H]
+    mask = jnp.arange(self.chunk_size)[None, :] < delay[:, None]  # [B, H]
     token_time = jnp.where(mask, 1.0, time[:, None])
     x_t = ((1 - token_time[..., None]) * noise +
            token_time[..., None] * action)

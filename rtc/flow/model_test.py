@@ -1,5 +1,6 @@
 """Tests for rtc.flow.model."""
 
+import dataclasses
 import os
 import pickle
 
@@ -8,25 +9,16 @@ from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from rtc.common import cache
 from rtc.common import checkpoints
 from rtc.common import prefix
+from rtc.common import testing
 from rtc.flow import model as flow_model
 
-SMALL = flow_model.ModelConfig(channel_dim=32, channel_hidden_dim=64,
-                               token_hidden_dim=16, num_layers=2)
+SMALL = flow_model.ModelConfig(**testing.TINY_BACKBONE)
+_perturbed_params = testing.perturbed_params
 O, A, H = 7, 3, 8
-
-
-def _perturbed_params(policy, seed=0, scale=0.1):
-  """Init params with the zero-initialised adaLN layers made non-zero."""
-  params = policy.init(jax.random.key(seed))
-  leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.key(seed + 100), len(leaves))
-  return jax.tree.unflatten(tree, [
-      x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
 
 
 def _reference_forward(ref, obs, x_t, time):
@@ -193,25 +185,9 @@ class FlowPolicyTest(parameterized.TestCase):
 
   def test_loss_falls_on_synthetic_data(self):
     # A deterministic observation -> chunk mapping.
-    k1, k2 = jax.random.split(jax.random.key(3))
-    obs = jax.random.normal(k1, (64, O))
-    proj = jax.random.normal(k2, (O, H * A)) / np.sqrt(O)
-    target = jnp.tanh(obs @ proj).reshape(64, H, A)
+    obs, target = testing.synthetic_chunks(3, 64, O, H, A)
     policy = flow_model.FlowPolicy(SMALL, O, A)
-    params = policy.init(jax.random.key(0))
-    opt = optax.adam(3e-3)
-    state = opt.init(params)
-
-    @jax.jit
-    def step(params, state, key):
-      loss, g = jax.value_and_grad(policy.loss)(params, key, obs, target)
-      upd, state = opt.update(g, state)
-      return optax.apply_updates(params, upd), state, loss
-
-    losses = []
-    for i in range(300):
-      params, state, loss = step(params, state, jax.random.key(i))
-      losses.append(float(loss))
+    params, losses, _ = testing.fit(policy, obs, target, 300)
     self.assertLess(np.mean(losses[-20:]), 0.5 * np.mean(losses[:20]))
     # And sampling reproduces the targets far better than chance.
     sample = jax.jit(policy.action, static_argnums=(3,))(
@@ -220,9 +196,7 @@ class FlowPolicyTest(parameterized.TestCase):
     self.assertLess(err, 0.5 * float(jnp.mean(jnp.square(target))))
 
   def test_training_time_prefix(self):
-    cfg = flow_model.ModelConfig(channel_dim=32, channel_hidden_dim=64,
-                                 token_hidden_dim=16, num_layers=2,
-                                 simulated_delay=3)
+    cfg = dataclasses.replace(SMALL, simulated_delay=3)
     policy = flow_model.FlowPolicy(cfg, O, A)
     params = _perturbed_params(policy)
     out = policy.training_time_action(params, jax.random.key(0), self.obs, 3,
@@ -238,9 +212,7 @@ class FlowPolicyTest(parameterized.TestCase):
     self.assertIn('mean_delay', metrics)
 
   def test_training_time_loss_excludes_prefix(self):
-    cfg = flow_model.ModelConfig(channel_dim=32, channel_hidden_dim=64,
-                                 token_hidden_dim=16, num_layers=2,
-                                 simulated_delay=8)
+    cfg = dataclasses.replace(SMALL, simulated_delay=8)
     policy = flow_model.FlowPolicy(cfg, O, A)
     params = _perturbed_params(policy)
     key = jax.random.key(4)

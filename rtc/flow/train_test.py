@@ -1,13 +1,14 @@
 """End-to-end tests of flow training and evaluation on a shrunken config.
 
 Training and evaluation go through the same entry points as the binaries
-(`train_and_evaluate`, `evaluate`) on the smallest packaged level.
+(`train_and_evaluate`, `evaluate`) on the smallest packaged level. The loop's
+own behaviour (resume, fine-tuning from `load_dir`, stopping on a NaN loss)
+is tested in rtc/common/train_test.py.
 """
 
 import csv
 import os
 import pickle
-import shutil
 
 from absl.testing import absltest
 import numpy as np
@@ -38,8 +39,7 @@ class FlowTrainEvalTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cache.enable_compilation_cache()
-    cls.root = cls.create_tempdir_cls()
-    cls.expert = testing.make_expert_run(os.path.join(cls.root, 'expert'))
+    cls.root, cls.expert = testing.temp_expert_run(cls)
     cls.logdir = os.path.join(cls.root, 'logs')
     cls.logs = []
     c = train_config(cls.expert, cls.logdir)
@@ -48,13 +48,6 @@ class FlowTrainEvalTest(absltest.TestCase):
     c.eval.num_flow_steps = 2
     cls.run_dir = train.train_and_evaluate(c, flow_model.make_policy, 'flow',
                                            log=cls.logs.append)
-
-  @classmethod
-  def create_tempdir_cls(cls):
-    import tempfile  # pylint: disable=g-import-not-at-top
-    d = tempfile.mkdtemp()
-    cls.addClassCleanup(shutil.rmtree, d, ignore_errors=True)
-    return d
 
   def test_outputs(self):
     self.assertEqual(self.run_dir, os.path.join(self.logdir, 'run'))
@@ -75,59 +68,6 @@ class FlowTrainEvalTest(absltest.TestCase):
     solved = scalars[f'eval/{LEVEL_NAME}/solved_s4'][0][1]
     self.assertTrue(0.0 <= solved <= 1.0)
     self.assertTrue(any('eta' in l or 'left' in l for l in self.logs))
-
-  def test_resume_continues_from_last_epoch(self):
-    run = os.path.join(self.root, 'resume')
-    shutil.copytree(self.run_dir, os.path.join(run, 'run'))
-    # Simulate an interruption during epoch 1: its train_state is missing.
-    os.remove(os.path.join(run, 'run', '1', train.TRAIN_STATE))
-    logs = []
-    c = train_config(self.expert, run, num_epochs=3)
-    train.train_and_evaluate(c, flow_model.make_policy, 'flow',
-                             log=logs.append)
-    self.assertTrue(any('resuming' in l and 'after epoch 0' in l
-                        for l in logs), logs)
-    self.assertEqual(checkpoints.epoch_dirs(os.path.join(run, 'run')),
-                     [0, 1, 2])
-    with open(os.path.join(run, 'run', '2', train.TRAIN_STATE), 'rb') as f:
-      state = pickle.load(f)
-    with open(os.path.join(self.run_dir, '0', train.TRAIN_STATE), 'rb') as f:
-      first = pickle.load(f)
-    self.assertEqual(state['step'], 3 * first['step'])
-
-  def test_load_dir_starts_from_saved_weights(self):
-    c = train_config(self.expert, os.path.join(self.root, 'ft'),
-                     num_epochs=1, learning_rate=0.0, weight_decay=0.0,
-                     load_dir=os.path.join(self.run_dir, '1'))
-    run = train.train_and_evaluate(c, flow_model.make_policy, 'flow',
-                                   log=lambda _: None)
-    a = checkpoints.load_params(checkpoints.policy_path(run, 0, LEVEL_NAME))
-    b = checkpoints.load_params(checkpoints.policy_path(self.run_dir, 1,
-                                                        LEVEL_NAME))
-    for k in b:
-      for n in b[k]:
-        np.testing.assert_array_equal(a[k][n], b[k][n])
-
-  def test_nan_loss_stops_and_keeps_checkpoint(self):
-    expert = os.path.join(self.root, 'nan_expert')
-    testing.make_expert_run(expert)
-    path = os.path.join(expert, 'data', LEVEL_NAME + '.npz')
-    arrays = dict(np.load(path))
-    arrays['obs'][:] = np.nan
-    np.savez(path, **arrays)
-    logdir = os.path.join(self.root, 'nan')
-    shutil.copytree(self.run_dir, os.path.join(logdir, 'run'))
-    before = open(checkpoints.policy_path(os.path.join(logdir, 'run'), 1,
-                                          LEVEL_NAME), 'rb').read()
-    c = train_config(expert, logdir, num_epochs=3)
-    with self.assertRaisesRegex(FloatingPointError,
-                                f'Non-finite loss.*{LEVEL_NAME}.*run/1'):
-      train.train_and_evaluate(c, flow_model.make_policy, 'flow',
-                               log=lambda _: None)
-    after = open(checkpoints.policy_path(os.path.join(logdir, 'run'), 1,
-                                         LEVEL_NAME), 'rb').read()
-    self.assertEqual(before, after)
-    self.assertFalse(os.path.exists(os.path.join(logdir, 'run', '2')))
 
   def test_missing_run_path(self):
     with self.assertRaisesRegex(ValueError, 'run_path is required'):
