@@ -17,7 +17,6 @@ import os
 import pickle
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from configs import flow_eval as flow_eval_config
 from rtc.common import cache
 from rtc.common import checkpoints
 from rtc.common import config_util
+from rtc.common import job_testing
 from rtc.common import distributed
 from rtc.common import envs
 from rtc.common import evaluate
@@ -91,35 +91,12 @@ def eval_config():
   return c
 
 
-def _flat(d, prefix=''):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f'{prefix}{k}.'))
-    else:
-      out[prefix + k] = v
-  return out
-
-
-def config_flags(config, default) -> list[str]:
-  """`--config.<key>=<value>` for every option where `config` differs."""
-  base = _flat(default.to_dict())
-  return [f'--config.{k}={v}' for k, v in _flat(config.to_dict()).items()
-          if base.get(k) != v]
-
-
 def job_flags(pid, port):
   return [f'--config.distributed.coordinator_address=localhost:{port}',
           '--config.distributed.num_processes=2',
           f'--config.distributed.process_id={pid}',
           f'--config.distributed.heartbeat_timeout_s={HEARTBEAT_S}',
           '--config.distributed.initialization_timeout_s=60']
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
 
 
 def _read_rows(path):
@@ -147,13 +124,14 @@ class TwoProcessTest(absltest.TestCase):
     else:
       job = job_flags(pid, port)
       train_cmd = py + ['rtc.flow.train', '--config=' +
-                        config_util.default_config('flow.py')] + config_flags(
-                            train_config(expert or self.expert, logdir),
-                            flow_config.get_config()) + job
+                        config_util.default_config('flow.py')]
+      train_cmd += job_testing.config_flags(
+          train_config(expert or self.expert, logdir),
+          flow_config.get_config()) + job
       eval_cmd = py + ['rtc.flow.eval', '--config=' +
                        config_util.default_config('flow_eval.py'),
                        f'--run_path={os.path.join(logdir, "run")}',
-                       f'--output_dir={out}'] + config_flags(
+                       f'--output_dir={out}'] + job_testing.config_flags(
                            eval_config(), flow_eval_config.get_config()) + job
       cmd = shlex.join(train_cmd) + ' && ' + shlex.join(eval_cmd)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
@@ -194,7 +172,7 @@ class TwoProcessTest(absltest.TestCase):
     # The job: two processes, 2 devices each, 1 epoch.
     logdir = os.path.join(self.root, 'job')
     out = os.path.join(self.root, 'job_eval')
-    port = _free_port()
+    port = job_testing.free_port()
     started = [self._start(i, port, 'job', logdir=logdir, out=out)
                for i in range(2)]
     codes, logs = self._wait(started, JOB_TIMEOUT_S)
@@ -266,7 +244,7 @@ class TwoProcessTest(absltest.TestCase):
                     module + proc.stderr[-2000:])
 
   def test_shared_value_is_process_0s(self):
-    port = _free_port()
+    port = job_testing.free_port()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
                JAX_PLATFORMS='cpu')
     procs = [subprocess.Popen(
@@ -286,7 +264,7 @@ class TwoProcessTest(absltest.TestCase):
     arrays = dict(np.load(path))
     arrays['action'][:] = np.nan
     np.savez(path, **arrays)
-    port = _free_port()
+    port = job_testing.free_port()
     t0 = time.time()
     started = [self._start(i, port, 'bad', os.path.join(self.root, 'bad'),
                            os.path.join(self.root, 'bad_eval'), expert=expert)
@@ -304,7 +282,7 @@ class TwoProcessTest(absltest.TestCase):
                      r'process 1/2 failed: ValueError: Dataset')
 
   def test_killed_process_stops_the_other(self):
-    port = _free_port()
+    port = job_testing.free_port()
     t0 = time.time()
     started = [
         self._start(0, port, 'dead', os.path.join(self.root, 'dead'),

@@ -14,7 +14,6 @@ progress.
 import os
 import pickle
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from configs import data as data_config
 from configs import expert as expert_config
 from rtc.common import cache
 from rtc.common import config_util
+from rtc.common import job_testing
 from rtc.common import data as data_lib
 from rtc.common import envs
 from rtc.expert import generate_data
@@ -65,29 +65,6 @@ def data_config_for(run_path):
   return c
 
 
-def _flat(d, prefix=''):
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(_flat(v, f'{prefix}{k}.'))
-    else:
-      out[prefix + k] = v
-  return out
-
-
-def config_flags(config, default) -> list[str]:
-  """`--config.<key>=<value>` for every option where `config` differs."""
-  base = _flat(default.to_dict())
-  return [f'--config.{k}={v}' for k, v in _flat(config.to_dict()).items()
-          if base.get(k) != v]
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
-
-
 def _read(path):
   with open(path, 'rb') as f:
     return f.read()
@@ -111,7 +88,7 @@ class TwoProcessExpertTest(absltest.TestCase):
     # The job: two processes, 1 device each, train then generate.
     logdir = os.path.join(root, 'job')
     run_dir = os.path.join(logdir, 'run')
-    port = _free_port()
+    port = job_testing.free_port()
     procs = []
     for pid in range(2):
       job = [f'--config.distributed.coordinator_address=localhost:{port}',
@@ -120,12 +97,13 @@ class TwoProcessExpertTest(absltest.TestCase):
              '--config.distributed.initialization_timeout_s=60']
       train_cmd = [sys.executable, '-m', 'rtc.expert.train',
                    '--config=' + config_util.default_config('expert.py')
-                  ] + config_flags(expert_config_for(logdir, 2),
-                                   expert_config.get_config()) + job
+                  ] + job_testing.config_flags(
+                      expert_config_for(logdir, 2),
+                      expert_config.get_config()) + job
       data_cmd = [sys.executable, '-m', 'rtc.expert.generate_data',
                   '--config=' + config_util.default_config('data.py')
-                 ] + config_flags(data_config_for(run_dir),
-                                  data_config.get_config()) + job
+                 ] + job_testing.config_flags(
+                     data_config_for(run_dir), data_config.get_config()) + job
       env = dict(os.environ, JAX_PLATFORMS='cpu',
                  PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
                  XLA_FLAGS='--xla_force_host_platform_device_count=1')
