@@ -46,7 +46,10 @@ def model(preset: str = ''):
   if preset == 'seed':
     return common.options_of(dd_model.ModelConfig)
   if preset == 'masked':
-    return common.options_of(masked.MaskedConfig, **ORDINAL)
+    # Early start off, by measurement (README "Which DD variant"): on
+    # m/h0_unicycle it cost realtime 0.19 of solve rate at d = 4.
+    return common.options_of(masked.MaskedConfig, early_start=False,
+                             **ORDINAL)
   if preset == 'token_levels':
     return common.options_of(token_levels.TokenLevelsConfig,
                              corruption='uniform', **ORDINAL)

@@ -26,4 +26,6 @@ def get_config():
   # (the most likely bin's centre); None: as the run was trained (its
   # model.decode; runs from before it: their expected_value_output).
   c.decode = config_dict.placeholder(str)
+  # Masked DD only: start sampling late when a prefix is committed.
+  c.early_start = config_dict.placeholder(bool)
   return c

@@ -32,8 +32,21 @@ def _family_config(kind, suffix='', preset=''):
 # The CPU suite (`:suite`): levels chosen by `bazel run
 # //rtc/bench:level_survey` (docs/level_survey.csv; README "CPU benchmark").
 SUITE = ('m/h0_unicycle',)
-# `:variants` adds the DD presets of configs/dd.py (README "Which DD").
-VARIANTS = ('dd_masked', 'dd_token_levels')
+# Compared policies: name -> (kind, preset of configs/<kind>.py). The
+# quickstart's DD is masked DD, chosen by measurement (README "Which DD
+# variant": on m/h0_unicycle its naive sampling beats flow's realtime);
+# `:variants` adds configs/dd.py's default (uniform corruption, the seed's
+# process) and its per-token-level preset.
+POLICIES = {'flow': ('flow', ''), 'dd': ('dd', 'masked'),
+            'dd_uniform': ('dd', ''), 'dd_token_levels': ('dd', 'token_levels')}
+VARIANTS = ('dd_uniform', 'dd_token_levels')
+LABELS = {'dd': 'discrete diffusion (masked)',
+          'dd_uniform': 'discrete diffusion (uniform)',
+          'dd_token_levels': 'discrete diffusion (per-token levels)'}
+
+
+def _kind_preset(name):
+  return POLICIES.get(name, (name, ''))
 VARIANT_METHODS = 'naive,realtime,hard_masking'
 PRESETS = ('', 'test', 'variants', 'suite')
 
@@ -79,13 +92,16 @@ def get_config(preset: str = ''):
     names += VARIANTS
     c.policies = ','.join(names)
   for name in names:
-    kind, _, variant = name.partition('_')
+    kind, variant = _kind_preset(name)
     c[name] = _bc(_family_config(kind, preset=variant))
     c[name].model.update(_FAMILY_MODEL.get(kind, {}))
   # The comparison: every method at delays 0..4 with s = max(1, d), 128
   # episodes per point (standard error <= 0.044): on m/h0_unicycle flow's
   # realtime and hard_masking beat naive by 0.14-0.32 at d = 3, 4. Episodes
   # that fail run to the 256-step limit, so evaluation dominates the budget.
+  # Report titles of the policies (default: the kind's label).
+  c.labels = config_dict.ConfigDict({n: LABELS[n] for n in names
+                                     if n in LABELS})
   c.eval = config_dict.ConfigDict()
   c.eval.methods = 'naive,realtime,bid,hard_masking'
   c.eval.delays = '0,1,2,3,4'
@@ -97,7 +113,7 @@ def get_config(preset: str = ''):
   c.eval.methods_for = config_dict.ConfigDict(
       {n: VARIANT_METHODS for n in names if n in VARIANTS})
   for name in names:
-    c[f'{name}_eval'] = _family_config(name.partition('_')[0], '_eval')
+    c[f'{name}_eval'] = _family_config(_kind_preset(name)[0], '_eval')
   if 'suite' in presets:
     # The CPU benchmark (`bazel run //rtc:benchmark`): the suite's levels,
     # 256 episodes per point (standard error <= 0.031 per level).
@@ -121,7 +137,7 @@ def get_config(preset: str = ''):
       bc.model.channel_hidden_dim = 16
       bc.model.token_hidden_dim = 8
       bc.model.num_layers = 1
-      bc.model.update(_FAMILY_MODEL_TEST.get(name.partition('_')[0], {}))
+      bc.model.update(_FAMILY_MODEL_TEST.get(_kind_preset(name)[0], {}))
     c.eval.methods = 'naive,realtime'
     c.eval.delays = '0,2'
     c.eval.num_evals = 4

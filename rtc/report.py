@@ -55,7 +55,9 @@ def write(runner, kind_of) -> dict:
   for name in runner.names:
     rows = results.read_results(os.path.join(out, f'eval_{name}',
                                               'results.csv'))
-    panels.append((label(name, kind_of(name)), rows))
+    title = runner.config.get('labels', {}).get(name) or label(
+        name, kind_of(name))
+    panels.append((title, rows))
     combined += [dict(r, policy=name) for r in rows]
   csv_path = os.path.join(out, 'results.csv')
   write_combined(csv_path, combined)

@@ -23,7 +23,7 @@ _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '256'], 'Batch sizes.')
 D, S = 3, 3
 VARIANTS = {
     'uniform': ('', {}),
-    'masked, early start': ('masked', {}),
+    'masked, early start': ('masked', {'early_start': True}),
     'masked, no early start': ('masked', {'early_start': False}),
 }
 

@@ -33,9 +33,9 @@ from rtc.common import registry
 # envs, rollout, runs and sweep import Kinetix, which starts JAX's backend:
 # they are imported inside the functions, after distributed.initialize.
 
-# Model options that only change how a chunk is decoded, so an evaluation
-# may set them for a trained run (None: the run's value).
-DECODE_OPTIONS = ('expected_value_output', 'decode')
+# Model options that only change how a chunk is sampled or decoded, so an
+# evaluation may set them for a trained run (None: the run's value).
+DECODE_OPTIONS = ('expected_value_output', 'decode', 'early_start')
 SETTINGS_FILE = 'eval_settings.json'
 
 

@@ -370,7 +370,10 @@ def make_policy(model, obs_dim: int, action_dim: int):
   """A DD policy from model options (a dict or ConfigDict): the seed's
   uniform corruption, or a variant of rtc.dd.masked."""
   model = model.to_dict() if hasattr(model, 'to_dict') else dict(model)
-  if {'corruption', 'token_levels'} & model.keys():  # Read by rtc.dd.masked.
+  # Variant options are read (and impossible combinations refused) by
+  # rtc.dd.masked.
+  if {'corruption', 'token_levels', 'unmask_order', 'early_start'} & (
+      model.keys()):
     from rtc.dd import masked  # pylint: disable=g-import-not-at-top
     return masked.make_policy(model, obs_dim, action_dim)
   return _make_uniform(model, obs_dim, action_dim)

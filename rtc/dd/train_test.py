@@ -110,6 +110,16 @@ class DDTrainEvalTest(absltest.TestCase):
     self.assertEqual([m['decode'] for m in seen],
                      [dd_config.get_config().model.decode, 'mode'])
     self.assertEqual(seen[0]['num_bins'], 32)
+    # early_start likewise; on this uniform run the model refuses it.
+    c.decode = None
+    c.early_start = True
+    with self.assertRaises(Built):
+      evaluate.evaluate(c, self.run_dir, os.path.join(self.root, 'early'),
+                        make_policy, 'dd', log=lambda _: None)
+    self.assertTrue(seen[-1]['early_start'])
+    self.assertNotIn('early_start', seen[0])
+    with self.assertRaisesRegex(ValueError, 'early_start'):
+      dd_model.make_policy(seen[-1], 4, 2)
 
 
 if __name__ == '__main__':
