@@ -51,16 +51,15 @@ VARIANT_METHODS = 'naive,realtime,hard_masking'
 PRESETS = ('', 'test', 'variants', 'suite')
 
 
-def _small_model(model):
-  model.channel_dim = 64
-  model.channel_hidden_dim = 128
-  model.token_hidden_dim = 32
-  model.num_layers = 2
-  return model
+# Backbone sizes: the quickstart's, and its test preset's.
+SMALL_BACKBONE = dict(channel_dim=64, channel_hidden_dim=128,
+                      token_hidden_dim=32, num_layers=2)
+TEST_BACKBONE = dict(channel_dim=16, channel_hidden_dim=16,
+                     token_hidden_dim=8, num_layers=1)
 
 
 def _bc(c):
-  _small_model(c.model)
+  c.model.update(SMALL_BACKBONE)
   c.batch_size = 128
   c.num_epochs = 4
   c.warmup_steps = 100
@@ -133,10 +132,7 @@ def get_config(preset: str = ''):
       bc.num_epochs = 1
       bc.batch_size = 32
       bc.log_every = 4
-      bc.model.channel_dim = 16
-      bc.model.channel_hidden_dim = 16
-      bc.model.token_hidden_dim = 8
-      bc.model.num_layers = 1
+      bc.model.update(TEST_BACKBONE)
       bc.model.update(_FAMILY_MODEL_TEST.get(_kind_preset(name)[0], {}))
     c.eval.methods = 'naive,realtime'
     c.eval.delays = '0,2'
