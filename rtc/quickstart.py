@@ -129,10 +129,12 @@ class Quickstart:
       self.PLAN = ('expert', 'data', tuple(  # pylint: disable=invalid-name
           (f'{n}_train', f'{n}_eval') for n in self.names), 'report')
       self.EXPECTED_SECONDS = dict(EXPECTED_SECONDS)  # pylint: disable=invalid-name
+      # The estimates were measured on one level at 128 episodes a point.
       levels = len(config.expert.levels.split(','))
+      episodes = int(config.eval.num_evals) / 128
       for n in self.names:
-        for step in ('train', 'eval'):
-          self.EXPECTED_SECONDS[f'{n}_{step}'] = levels * EXPECTED_SECONDS[
+        for step, scale in (('train', levels), ('eval', levels * episodes)):
+          self.EXPECTED_SECONDS[f'{n}_{step}'] = scale * EXPECTED_SECONDS[
               f'{policy_kind(n)}_{step}']
       for stage in ('expert', 'data'):
         self.EXPECTED_SECONDS[stage] *= levels
