@@ -30,7 +30,6 @@ import io
 import os
 import time
 
-from absl import app
 from absl import flags
 
 from configs import quickstart as quickstart_config
@@ -218,10 +217,14 @@ def main(argv):
   cache.enable_compilation_cache()
   for name, lo, hi in (('threshold', 0, 1), ('min_drop', 0, 1)):
     if not lo <= getattr(FLAGS, name) <= hi:
-      raise app.UsageError(f'--{name} must be in [{lo}, {hi}], got '
-                           f'{getattr(FLAGS, name)}.')
+      raise ValueError(f'--{name} must be in [{lo}, {hi}], got '
+                       f'{getattr(FLAGS, name)}.')
   if FLAGS.num_evals < 1:
-    raise app.UsageError(f'--num_evals must be >= 1, got {FLAGS.num_evals}.')
+    raise ValueError(f'--num_evals must be >= 1, got {FLAGS.num_evals}.')
+  unknown = [c for c in FLAGS.classes if c not in ('s', 'm', 'l')]
+  if unknown:
+    raise ValueError(f'--classes: unknown size class {unknown[0]!r}; use '
+                     's, m or l (kinetix-env level folders).')
   classes = {}
   for size in FLAGS.classes:
     ids = shipped_levels(size)
@@ -230,6 +233,9 @@ def main(argv):
                   if i.startswith(size + '/'))
     if ids:
       classes[size] = ids
+  if not classes:
+    raise ValueError(f'No level to survey: --levels={",".join(FLAGS.levels)} '
+                     f'names none of the classes {FLAGS.classes}.')
   rows = survey(classes, FLAGS.output_dir, FLAGS.threshold, FLAGS.min_drop,
                 FLAGS.num_evals)
   if FLAGS.csv:
@@ -245,4 +251,4 @@ def results_table(rows) -> str:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  cli.run(main)  # Bad input: one line `error: ...`, exit status 2.
