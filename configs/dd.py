@@ -47,9 +47,12 @@ def model(preset: str = ''):
     return common.options_of(dd_model.ModelConfig)
   if preset == 'masked':
     # Early start off, by measurement (README "Which DD variant"): on
-    # m/h0_unicycle it cost realtime 0.19 of solve rate at d = 4.
+    # m/h0_unicycle it cost realtime 0.19 of solve rate at d = 4. Soft
+    # positions (0 < w < 1) given with probability w rather than tilted, by
+    # measurement (README "Soft positions"): better on the synthetic
+    # continuation and where the tilt collapsed on Kinetix.
     return common.options_of(masked.MaskedConfig, early_start=False,
-                             **ORDINAL)
+                             soft_positions='given', **ORDINAL)
   if preset == 'token_levels':
     return common.options_of(token_levels.TokenLevelsConfig,
                              corruption='uniform', **ORDINAL)

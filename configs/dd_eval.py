@@ -28,4 +28,6 @@ def get_config():
   c.decode = config_dict.placeholder(str)
   # Masked DD only: start sampling late when a prefix is committed.
   c.early_start = config_dict.placeholder(bool)
+  # Masked DD only: realtime's rule for 0 < w < 1 ('tilt' or 'given').
+  c.soft_positions = config_dict.placeholder(str)
   return c

@@ -88,7 +88,8 @@ class SizeClass(quickstart.Quickstart):
     self.threshold = threshold
     n = len(envs.parse_levels(config.expert.levels))
     # Rough 2-core CPU seconds per stage for n levels (time-left lines).
-    self.EXPECTED_SECONDS = {'expert': 60 * n, 'data': 25 * n,  # pylint: disable=invalid-name
+    updates = int(config.expert.num_updates) / 50  # The preset's: 50.
+    self.EXPECTED_SECONDS = {'expert': 60 * n * updates, 'data': 25 * n,  # pylint: disable=invalid-name
                              'flow_train': 60 * n, 'flow_eval': 30 * n}
 
   def curves(self) -> dict:
@@ -176,8 +177,11 @@ def write_csv(path: str, rows: list[dict]) -> None:
 
 def survey(classes: dict, output_dir: str, threshold: float,
            min_drop: float, num_evals: int, preset: str = '',
-           log=print) -> list[dict]:
-  """Runs every class ({name: level ids}); returns the survey rows."""
+           expert_updates: int = 0, log=print) -> list[dict]:
+  """Runs every class ({name: level ids}); returns the survey rows.
+
+  `expert_updates` > 0 replaces the quickstart expert's PPO updates.
+  """
   out = paths.resolve(output_dir)
   t0 = time.time()
   rows = []
@@ -188,6 +192,8 @@ def survey(classes: dict, output_dir: str, threshold: float,
     config.output_dir = os.path.join(out, name)
     config.expert.levels = ','.join(level_ids)
     config.eval.num_evals = num_evals
+    if expert_updates:
+      config.expert.num_updates = expert_updates
     group = SizeClass(config, threshold, log=log)
     group.run()
     for row, final, drop in group.rows():
@@ -210,6 +216,9 @@ flags.DEFINE_float('threshold', 0.9, 'Expert solve rate a level needs.')
 flags.DEFINE_float('min_drop', 0.2, 'Naive flow drop d = 0 -> 4 a suite '
                    'level needs.')
 flags.DEFINE_integer('num_evals', 128, 'Episodes per evaluation point.')
+flags.DEFINE_integer('expert_updates', 0, 'PPO updates of every expert (0: '
+                     'the quickstart preset\'s, configs/expert.py); more '
+                     'for levels whose experts end below --threshold.')
 
 
 def main(argv):
@@ -221,6 +230,9 @@ def main(argv):
                        f'{getattr(FLAGS, name)}.')
   if FLAGS.num_evals < 1:
     raise ValueError(f'--num_evals must be >= 1, got {FLAGS.num_evals}.')
+  if FLAGS.expert_updates < 0:
+    raise ValueError('--expert_updates must be >= 0 (0: the quickstart '
+                     f'preset\'s), got {FLAGS.expert_updates}.')
   unknown = [c for c in FLAGS.classes if c not in ('s', 'm', 'l')]
   if unknown:
     raise ValueError(f'--classes: unknown size class {unknown[0]!r}; use '
@@ -237,7 +249,7 @@ def main(argv):
     raise ValueError(f'No level to survey: --levels={",".join(FLAGS.levels)} '
                      f'names none of the classes {FLAGS.classes}.')
   rows = survey(classes, FLAGS.output_dir, FLAGS.threshold, FLAGS.min_drop,
-                FLAGS.num_evals)
+                FLAGS.num_evals, expert_updates=FLAGS.expert_updates)
   if FLAGS.csv:
     write_csv(paths.resolve(FLAGS.csv), rows)
   print(results_table(rows))

@@ -129,39 +129,87 @@ def resolve_worlds_dir(worlds_dir: str | None) -> str:
   return os.path.abspath(worlds_dir)
 
 
+# Static parameters that only count entities: levels differing in these
+# alone are padded to the largest counts (kinetix's expand_env_state, which
+# adds inactive shapes), so s/ and m/ levels can share one run.
+COUNT_FIELDS = ('num_polygons', 'num_circles', 'num_joints', 'num_thrusters')
+
+
+def common_static_params(static_params: Sequence[StaticEnvParams],
+                         paths: Sequence[str]) -> StaticEnvParams:
+  """The largest entity counts of `static_params`; other fields must match.
+
+  Raises a one-line error naming the first file whose other static
+  parameters differ from those of `paths[0]`.
+  """
+  first = static_params[0]
+  fields = {k: max(getattr(sp, k) for sp in static_params)
+            for k in COUNT_FIELDS}
+
+  def others(sp):  # Field by field: StaticEnvParams' == skips some fields.
+    return {f.name: getattr(sp, f.name) for f in dataclasses.fields(sp)
+            if f.name not in COUNT_FIELDS}
+
+  for sp, path in zip(static_params, paths):
+    if others(sp) != others(first):
+      raise ValueError(
+          f'Level file {path} has static parameters {sp}, which differ from '
+          f'those of {paths[0]} ({first}) beyond the entity counts '
+          f'{COUNT_FIELDS}; all levels of one run must share them: run them '
+          'separately.')
+  return first.replace(**fields)
+
+
 def load_levels(level_ids: Sequence[str] | str,
                 worlds_dir: str | None = None,
-                max_timesteps: int = 256) -> Levels:
+                max_timesteps: int = 256,
+                pad_like: Sequence[str] | str | None = None) -> Levels:
   """Loads levels from `worlds_dir` (default: kinetix-env's own levels).
 
+  Levels whose static parameters differ only in entity counts (s/ and m/)
+  are padded to the largest counts among `pad_like` (default: these
+  levels): an evaluation of some of a run's levels passes the run's levels
+  so that observations keep the run's shapes.
   Raises a one-line error naming the file for a missing or unreadable level,
-  and for a level whose static parameters differ from the first one's.
+  and for a level whose other static parameters differ from the first one's.
   """
   ids = parse_levels(level_ids)
   root = resolve_worlds_dir(worlds_dir)
-  states, paths = [], []
-  static_params = env_params = None
+  parsed, paths = [], []
   for level_id in ids:
-    path = os.path.join(root, level_id)
-    if not os.path.isfile(path):
-      raise FileNotFoundError(
-          f'Level file {path} not found: check --config.levels, or set '
-          '--config.worlds_dir to the folder that holds it (e.g. '
-          'the earlier implementation\'s worlds/ for the paper levels).')
-    state, sp, ep = _load_level_file(path)
-    if static_params is None:
-      static_params, env_params = sp, ep
-    elif sp != static_params:
-      raise ValueError(
-          f'Level file {path} has static parameters {sp}, which differ from '
-          f'those of {paths[0]} ({static_params}); all levels of one run must '
-          'share them: run them separately.')
-    states.append(state)
+    path = _level_path(root, level_id)
+    parsed.append(_load_level_file(path))
     paths.append(path)
-  env_params = env_params.replace(max_timesteps=max_timesteps,
-                                  dense_reward_scale=0.0)
+  static_list = [sp for _, sp, _ in parsed]
+  all_paths = list(paths)
+  if pad_like is not None:
+    for level_id in parse_levels(pad_like):
+      path = _level_path(root, level_id)
+      if path not in all_paths:
+        static_list.append(_load_level_file(path)[1])
+        all_paths.append(path)
+  static_params = common_static_params(static_list, all_paths)
+  states = [state if _same(sp, static_params) else jax.tree.map(
+      np.asarray, saving.expand_env_state(state, static_params))
+            for state, sp, _ in parsed]
+  env_params = parsed[0][2].replace(max_timesteps=max_timesteps,
+                                    dense_reward_scale=0.0)
   stacked = jax.tree.map(lambda *x: jnp.stack(x), *states)
   return Levels(ids, tuple(paths), stacked, static_params, env_params)
+
+
+def _same(a: StaticEnvParams, b: StaticEnvParams) -> bool:
+  return all(getattr(a, k) == getattr(b, k) for k in COUNT_FIELDS)
+
+
+def _level_path(root: str, level_id: str) -> str:
+  path = os.path.join(root, level_id)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(
+        f'Level file {path} not found: check --config.levels, or set '
+        '--config.worlds_dir to the folder that holds it (e.g. '
+        'the earlier implementation\'s worlds/ for the paper levels).')
+  return path
 
 
 def _parse_level_file(path: str):

@@ -14,6 +14,7 @@ from rtc.common import cache
 from rtc.common import paths
 
 LEVEL = 's/h0_weak_thrust.json'
+MEDIUM = 'm/h18_thrust_right_very_easy.json'
 LARGE = dict(num_polygons=12, num_circles=4, num_joints=6, num_thrusters=2,
              num_motor_bindings=4, num_thruster_bindings=2, frame_skip=2)
 
@@ -64,10 +65,55 @@ class LevelLoadingTest(absltest.TestCase):
       with self.assertRaisesRegex(ValueError, r's/bad\.json'):
         envs.load_levels('s/bad', d)
 
-  def test_mismatched_static_params_names_path(self):
-    with self.assertRaisesRegex(ValueError,
-                                r'm/h18_thrust_right_very_easy\.json.*differ'):
-      envs.load_levels(['s/h0_weak_thrust', 'm/h18_thrust_right_very_easy'])
+  def test_mixed_sizes_pad_to_the_largest(self):
+    small, medium = LEVEL, MEDIUM
+    mixed = envs.load_levels([small, medium])
+    alone = envs.load_levels(medium)
+    self.assertEqual(mixed.static_params, alone.static_params)
+    for k in envs.COUNT_FIELDS:
+      self.assertGreater(getattr(alone.static_params, k),
+                         getattr(envs.load_levels(small).static_params, k), k)
+    # An evaluation of the small level alone keeps the run's shapes.
+    padded = envs.load_levels(small, pad_like=[small, medium])
+    self.assertEqual(padded.static_params, alone.static_params)
+    for a, b in zip(jax.tree.leaves(padded.level(0)),
+                    jax.tree.leaves(mixed.level(0))):
+      np.testing.assert_array_equal(a, b)
+
+  def test_other_static_params_differ_names_path(self):
+    src = os.path.join(envs.package_worlds_dir(), LEVEL)
+    with open(src) as f:
+      level = json.load(f)
+    level['static_env_params']['frame_skip'] = 3
+    with tempfile.TemporaryDirectory() as d:
+      os.makedirs(os.path.join(d, 's'))
+      with open(os.path.join(d, 's', 'skip3.json'), 'w') as f:
+        json.dump(level, f)
+      with open(src) as f, open(os.path.join(d, LEVEL), 'w') as g:
+        g.write(f.read())
+      with self.assertRaisesRegex(ValueError,
+                                  r's/skip3\.json.*beyond the entity counts'):
+        envs.load_levels([LEVEL, 's/skip3'], d)
+
+
+def _make_rollout(env, level):
+  """A jitted rollout of `actions` [T, B, A] from reset."""
+
+  @jax.jit
+  def rollout(key, actions):
+    obs, state = env.reset(key, level)
+
+    def body(carry, xs):
+      state = carry
+      k, a = xs
+      obs, state, r, d, info = env.step(k, state, a, level)
+      return state, (obs, r, d, info, state.history, state.prev_action)
+
+    keys = jax.random.split(key, actions.shape[0])
+    final, out = jax.lax.scan(body, state, (keys, actions))
+    return obs, final, out
+
+  return rollout
 
 
 class BatchedEnvTest(absltest.TestCase):
@@ -80,27 +126,27 @@ class BatchedEnvTest(absltest.TestCase):
     cls.level = cls.levels.level(0)
     cls.env = envs.BatchedEnv.for_levels(cls.levels, 8, obs_history=4,
                                          include_prev_action=True)
-    env = cls.env
-
-    @jax.jit
-    def rollout(key, actions, noise_std_scale):
-      del noise_std_scale
-      obs, state = env.reset(key, cls.level)
-
-      def body(carry, xs):
-        state = carry
-        k, a = xs
-        obs, state, r, d, info = env.step(k, state, a, cls.level)
-        return state, (obs, r, d, info, state.history, state.prev_action)
-
-      keys = jax.random.split(key, actions.shape[0])
-      final, out = jax.lax.scan(body, state, (keys, actions))
-      return obs, final, out
-
+    cls.rollout = _make_rollout(cls.env, cls.level)
     actions = jnp.tile(jnp.array([0, 0, 0, 0, 1.0, 1.0]), (100, 8, 1))
     actions = actions * (jnp.arange(8) % 2)[None, :, None]  # Half idle.
     cls.actions = actions
-    cls.out = rollout(jax.random.key(0), actions, 1.0)
+    cls.out = cls.rollout(jax.random.key(0), actions)
+
+  def test_padded_level_plays_the_same(self):
+    # The small level padded to a medium level's entity counts (a run that
+    # mixes s/ and m/): same rewards and episode ends for the same actions.
+    padded = envs.load_levels(LEVEL, pad_like=[LEVEL, MEDIUM])
+    self.assertNotEqual(padded.static_params, self.levels.static_params)
+    env = envs.BatchedEnv.for_levels(padded, 8, obs_history=4,
+                                     include_prev_action=True)
+    self.assertGreater(env.plain_obs_dim(padded.level(0)),
+                       self.env.plain_obs_dim(self.level))
+    out = _make_rollout(env, padded.level(0))(jax.random.key(0),
+                                              self.actions)
+    _, _, (_, reward, done, _, _, _) = self.out
+    np.testing.assert_array_equal(np.asarray(out[2][2]), np.asarray(done))
+    np.testing.assert_allclose(np.asarray(out[2][1]), np.asarray(reward),
+                               atol=1e-6)
 
   def test_observation_layout(self):
     obs0, _, (obs, _, done, _, history, prev_action) = self.out

@@ -35,7 +35,8 @@ from rtc.common import registry
 
 # Model options that only change how a chunk is sampled or decoded, so an
 # evaluation may set them for a trained run (None: the run's value).
-DECODE_OPTIONS = ('expected_value_output', 'decode', 'early_start')
+DECODE_OPTIONS = ('expected_value_output', 'decode', 'early_start',
+                  'soft_positions')
 SETTINGS_FILE = 'eval_settings.json'
 
 
@@ -105,8 +106,11 @@ def _evaluate(config, run_path, output_dir, make_policy, kind, log):
     if unknown:
       raise ValueError(f'Levels {unknown} are not in {run_dir} (has '
                        f'{list(level_ids)}).')
-    level_ids = wanted
-  levels = envs.load_levels(level_ids, worlds_dir)
+    level_ids, run_levels = wanted, level_ids
+  else:
+    run_levels = level_ids
+  # Padded like the run's levels (s/ with m/), so observations fit it.
+  levels = envs.load_levels(level_ids, worlds_dir, pad_like=run_levels)
   env = envs.BatchedEnv.for_levels(levels, 1)
   policy = make_policy(model, env.plain_obs_dim(levels.level(0)),
                        env.action_dim)

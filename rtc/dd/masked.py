@@ -28,11 +28,13 @@ process, the loss and the reverse process differ.
   the step that unmasked it; later logits at unmasked tokens are untrained.
 * `realtime_action` / `hard_masking`: committed positions (prefix weight 1)
   are the previous chunk's bins, unmasked from the first step, and come back
-  exactly. Positions with 0 < w < 1 start masked like the rest; when they
-  are unmasked their bin is drawn from p_theta tilted towards the previous
-  chunk exactly as in the uniform model (`rtc.dd.model.tilt_terms`, weight
-  g * w), so they follow the old plan softly. w = 0 positions are sampled
-  without guidance.
+  exactly. Positions with 0 < w < 1 follow `model.soft_positions`:
+  'tilt' (default): they start masked like the rest; when they are unmasked
+  their bin is drawn from p_theta tilted towards the previous chunk exactly
+  as in the uniform model (`rtc.dd.model.tilt_terms`, weight g * w).
+  'given': each starts as the previous chunk's bin (unmasked, kept) with
+  probability w, else masked, i.e. at level 1 - w of the absorbing process,
+  and nothing is tilted. w = 0 positions are sampled without guidance.
 * Early start (`model.early_start`, default on): with a fraction f of the
   positions committed, the process starts at level 1 - f (the share of
   masked tokens it then holds) and takes max(1, round(N (1 - f))) equal steps
@@ -56,7 +58,8 @@ from rtc.dd import token_levels
 
 CORRUPTIONS = ('uniform', 'mask')
 ORDERS = ('random', 'confidence')
-MASK_ONLY = ('unmask_order', 'early_start')
+SOFT_RULES = ('tilt', 'given')
+MASK_ONLY = ('unmask_order', 'early_start', 'soft_positions')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +67,7 @@ class MaskedConfig(dd_model.ModelConfig):
   corruption: str = 'mask'
   unmask_order: str = 'random'
   early_start: bool = True
+  soft_positions: str = 'tilt'
 
   def __post_init__(self):
     super().__post_init__()
@@ -73,6 +77,9 @@ class MaskedConfig(dd_model.ModelConfig):
     if self.unmask_order not in ORDERS:
       raise ValueError(f'model.unmask_order must be one of {ORDERS}, got '
                        f'{self.unmask_order!r}.')
+    if self.soft_positions not in SOFT_RULES:
+      raise ValueError(f'model.soft_positions must be one of {SOFT_RULES}, '
+                       f'got {self.soft_positions!r}.')
 
 
 def mask_tokens(rng, x0: jax.Array, t, num_bins: int):
@@ -195,12 +202,20 @@ class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
 
   def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed):
     """Committed positions unmasked from the start; 0 < w < 1 tilted when
-    unmasked."""
-    init_rng, rng = jax.random.split(rng)
-    x = jnp.where(committed[..., None], y, self._start(init_rng, obs, noise))
+    unmasked ('tilt') or given from the start with probability w
+    ('given')."""
+    init_rng, given_rng, rng = jax.random.split(rng, 3)
+    if self.config.soft_positions == 'given':
+      w = tilt[1]
+      given = committed | (jax.random.uniform(given_rng, committed.shape)
+                           < w[None, :])
+      tilt = None
+    else:
+      given = committed
+    x = jnp.where(given[..., None], y, self._start(init_rng, obs, noise))
     _, value = self._unmask(params, rng, x, obs, num_steps, tilt=tilt,
-                            committed=committed)
-    return value
+                            committed=given)
+    return jnp.where(given[..., None], self.from_bins(y), value)
 
   def training_time_action(self, params, rng, obs, num_steps: int,
                            prev_chunk, inference_delay, noise=None):
