@@ -46,8 +46,8 @@ def get_config(preset: str = 'paper'):
   if preset not in PRESETS:
     raise ValueError(f'Unknown preset {preset!r}; use one of {PRESETS}.')
   c = config_dict.ConfigDict()
-  # Comma-separated level ids or a named set (paper, paper_packaged); all
-  # levels of one run must share static parameters (no s/ with m/ or l/).
+  # Comma-separated level ids or a named set (paper, paper_packaged); levels
+  # of different sizes (s/ with m/) are padded to the largest entity counts.
   c.levels = 'paper'
   c.worlds_dir = ''  # '' = the levels kinetix-env ships.
   c.logdir = 'logs-expert'
