@@ -59,7 +59,7 @@ from rtc.dd import token_levels
 CORRUPTIONS = ('uniform', 'mask')
 ORDERS = ('random', 'confidence')
 SOFT_RULES = ('tilt', 'given')
-MASK_ONLY = ('unmask_order', 'early_start', 'soft_positions')
+MASK_ONLY = ('unmask_order', 'early_start')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +252,8 @@ def make_policy(model, obs_dim: int, action_dim: int):
   if corruption not in CORRUPTIONS:
     raise ValueError(f'model.corruption must be one of {CORRUPTIONS}, got '
                      f'{corruption!r}.')
+  if model.get('soft_positions') is None:  # Unset: the variant's default.
+    model.pop('soft_positions', None)
   token_mode = model.pop('token_levels', None) or 'shared'
   share = model.pop('token_level_share', None)
   if token_mode not in token_levels.TOKEN_LEVELS:
@@ -266,11 +268,18 @@ def make_policy(model, obs_dim: int, action_dim: int):
                      'back.')
   if corruption == 'uniform':
     extra = [k for k in MASK_ONLY if model.get(k) is not None]
+    if token_mode == 'shared' and model.get('soft_positions') is not None:
+      extra.append('soft_positions')
     if extra:
+      also = (" or model.token_levels = 'independent'"
+              if extra[0] == 'soft_positions' else '')
       raise ValueError(f'model.{extra[0]} applies only to model.corruption '
-                       f"= 'mask'; remove it or set corruption to 'mask'.")
+                       f"= 'mask'{also}; remove it or set corruption to "
+                       "'mask'.")
     for k in MASK_ONLY:
       model.pop(k, None)
+    if token_mode == 'shared':
+      model.pop('soft_positions', None)
     if token_mode == 'independent':
       model.update(token_levels=token_mode, token_level_share=(
           0.5 if share is None else share))

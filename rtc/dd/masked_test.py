@@ -311,6 +311,39 @@ class TokenLevelsTest(absltest.TestCase):
     jax.effects_barrier()
     self.assertEqual(np.asarray(seed_seen[0]).shape, ())
 
+  def test_given_soft_positions_start_from_the_plan_at_level_one_minus_w(
+      self):
+    policy = self._policy(soft_positions='given')
+    params = _perturbed_params(policy)
+    seen = []
+    original = policy.logits
+
+    def spy(p, o, x, t, tilt=None):
+      self.assertIsNone(tilt)  # Nothing is tilted.
+      jax.debug.callback(lambda x, t: seen.append((x, t)), x,
+                         jnp.broadcast_to(t, x.shape[:2]))
+      return original(p, o, x, t, tilt)
+
+    policy.logits = spy
+    b = 512
+    obs = jax.random.normal(jax.random.key(0), (b, O))
+    y = jax.random.randint(jax.random.key(1), (b, H, A), 0, K)
+    w = jnp.array([1, 1, 0.8, 0.3, 0, 0, 0, 0], jnp.float32)
+    committed = jnp.broadcast_to((w >= 1)[None], (b, H))
+    policy._guided(params, jax.random.key(2), obs, 4, None, y, (y, w, 3.0),  # pylint: disable=protected-access
+                   committed)
+    jax.effects_barrier()
+    self.assertLen(seen, 4)
+    # Levels: (1 - w) times the shared level 1, 3/4, 1/2, 1/4.
+    for k, (_, level) in enumerate(seen):
+      np.testing.assert_allclose(
+          np.asarray(level), np.broadcast_to((1 - w) * (1 - k / 4), (b, H)),
+          atol=1e-6)
+    # At the first call a token is y with probability w + (1 - w) / K.
+    same = (np.asarray(seen[0][0]) == np.asarray(y)).mean(axis=(0, 2))
+    # 1024 tokens per position: standard error <= 0.016; tolerance 0.05.
+    np.testing.assert_allclose(same, w + (1 - w) / K, atol=0.05)
+
   def test_refusals(self):
     with self.assertRaisesRegex(ValueError, 'built for model.corruption'):
       _policy(token_levels='independent')
@@ -363,6 +396,9 @@ class ConfigTest(absltest.TestCase):
       _policy(soft_positions='blend')
     with self.assertRaisesRegex(ValueError, 'model.soft_positions applies'):
       _policy(corruption='uniform', soft_positions='given')
+    with self.assertRaisesRegex(ValueError, 'model.soft_positions must be'):
+      _policy(corruption='uniform', token_levels='independent',
+              soft_positions='blend')
     with self.assertRaisesRegex(ValueError, 'unknown preset'):
       dd_config.get_config('maskd')
 

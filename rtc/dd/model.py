@@ -123,14 +123,17 @@ def corrupt(rng: jax.Array, x0: jax.Array, t, num_bins: int) -> jax.Array:
 def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
                  num_steps: int, num_bins: int, y: Optional[jax.Array] = None,
                  pinned: Optional[jax.Array] = None,
-                 clean: Optional[jax.Array] = None):
+                 clean: Optional[jax.Array] = None,
+                 start: Optional[jax.Array] = None):
   """Runs the reverse process from x_init (level 1) down to x_0.
 
   logits_fn(x_t [B,H,A], level () or [B,H]) -> logits [B,H,A,K] (guidance
   tilts them: `tilt_logits`). Optional, with the previous chunk's bins y
   [B,H,A]: `pinned` [H] bool positions follow y corrupted to the current
   level and end exactly at y; `clean` [B,H] bool positions are y with level 0
-  at every step (training-time RTC).
+  at every step (training-time RTC). `start` [B,H] in (0, 1]: each
+  position's level is start * the shared level (per-token levels; the
+  reverse step per position; x_init should be at those levels).
   Returns (x_0 bins [B,H,A], the last step's logits [B,H,A,K]).
   """
   noise_levels = 1.0 - jnp.arange(num_steps + 1,
@@ -138,12 +141,12 @@ def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
 
   def constrain(x, t, key):
     # One level for the batch unless some tokens are clean (then [B, H]).
-    noise_level = t
+    noise_level = t if start is None else t * start
     if pinned is not None:
       x = jnp.where(pinned[None, :, None], corrupt(key, y, t, num_bins), x)
     if clean is not None:
       x = jnp.where(clean[..., None], y, x)
-      noise_level = jnp.where(clean, 0.0, t)
+      noise_level = jnp.where(clean, 0.0, noise_level)
     return x, noise_level
 
   def step(x, k):
@@ -152,6 +155,9 @@ def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
     pin_key, sample_key = jax.random.split(key)
     x, noise_level = constrain(x, t, pin_key)
     logits = logits_fn(x, noise_level)
+    if start is not None:  # Per position; clean ones are reset to y anyway.
+      t, s = (level[..., None] * jnp.maximum(start, 1e-3)[..., None]
+              for level in (t, s))
     return reverse_sample(sample_key, logits, x, t, s), logits
 
   # All steps but the last in a scan; the last also returns its logits.

@@ -83,7 +83,8 @@ def sample_logits(rng: jax.Array, logits: jax.Array) -> jax.Array:
 def reverse_sample(rng: jax.Array, logits: jax.Array, x_t: jax.Array, t,
                    s) -> jax.Array:
   """One reverse step from level t to s < t: x_s ~ p(x_s | x_t) for
-  p_theta = softmax(logits [..., K]), t and s scalars.
+  p_theta = softmax(logits [..., K]), t and s scalars (or broadcasting
+  against x_t: per-token levels).
 
   Drawn as the mixture of `reverse_mixture` (p_theta, stay, uniform), with
   p_theta by a two-level inverse CDF: one pass over the K logits for their

@@ -13,9 +13,12 @@ With `model.token_levels = 'independent'`:
   first d positions are clean at level 0 and left out, as before).
 * `realtime` / `hard_masking`: committed positions (w = 1) are the previous
   chunk's bins, clean at level 0, at every step, and come back exactly.
-  Positions with 0 < w < 1 keep the seed's rule (at the chunk's level,
-  p_theta tilted towards the previous chunk with weight g * w); a rule that
-  starts them from the previous plan is not built.
+  Positions with 0 < w < 1 follow `model.soft_positions`: 'tilt' (the
+  default; the seed's rule: at the chunk's level, p_theta tilted towards
+  the previous chunk with weight g * w) or 'given' (each starts from the
+  previous chunk's bin at its own level 1 - w: kept with probability w,
+  else a uniform bin, and its level falls from 1 - w to 0 over the steps
+  while w = 0 positions fall from 1; nothing is tilted).
 * `naive`, BID and `training_time` are the uniform model's.
 
 `'shared'` (and runs without the option) is the seed's model.
@@ -29,12 +32,14 @@ import jax.numpy as jnp
 from rtc.dd import model as dd_model
 
 TOKEN_LEVELS = ('shared', 'independent')
+SOFT_RULES = ('tilt', 'given')
 
 
 @dataclasses.dataclass(frozen=True)
 class TokenLevelsConfig(dd_model.ModelConfig):
   token_levels: str = 'independent'
   token_level_share: float = 0.5
+  soft_positions: str = 'tilt'
 
   def __post_init__(self):
     super().__post_init__()
@@ -44,6 +49,9 @@ class TokenLevelsConfig(dd_model.ModelConfig):
     if not 0.0 <= self.token_level_share <= 1.0:
       raise ValueError('model.token_level_share must be in [0, 1], got '
                        f'{self.token_level_share}.')
+    if self.soft_positions not in SOFT_RULES:
+      raise ValueError(f'model.soft_positions must be one of {SOFT_RULES}, '
+                       f'got {self.soft_positions!r}.')
 
 
 def draw_noise_levels(rng, batch: int, chunk_size: int, share: float):
@@ -62,9 +70,19 @@ class TokenLevelsPolicy(dd_model.DiscreteDiffusionPolicy):
   """Uniform DD trained with per-token levels; committed tokens are clean."""
 
   def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed):
-    """Committed positions clean at level 0 every step; 0 < w < 1 tilted."""
-    x0, logits = self._sample(params, rng, obs, num_steps, noise, tilt=tilt,
-                              y=y, clean=committed)
+    """Committed positions clean at level 0 every step; 0 < w < 1 tilted
+    or started from y at level 1 - w (`soft_positions`)."""
+    if self.config.soft_positions == 'tilt':
+      x0, logits = self._sample(params, rng, obs, num_steps, noise,
+                                tilt=tilt, y=y, clean=committed)
+      return self._decode(x0, logits)
+    w = tilt[1]
+    init_rng, keep_rng, rng = jax.random.split(rng, 3)
+    start = jnp.broadcast_to(1.0 - w[None, :], committed.shape)
+    keep = jax.random.uniform(keep_rng, y.shape) >= start[..., None]
+    noise = jnp.where(keep, y, self._start(init_rng, obs, noise))
+    x0, logits = self._sample(params, rng, obs, num_steps, noise, y=y,
+                              clean=committed, start=start)
     return self._decode(x0, logits)
 
   def loss_and_metrics(self, params, rng, obs, action):
