@@ -55,10 +55,12 @@ def model(preset: str = ''):
                              soft_positions='given', **ORDINAL)
   if preset == 'token_levels':
     # Soft positions keep the tilt, by measurement (README "Soft
-    # positions": 'given' lost 0.05 at d = 2 on m/h0_unicycle).
+    # positions": 'given' lost 0.05 at d = 2 on m/h0_unicycle); early start
+    # on, by measurement (README "Which DD variant": realtime +0.07 / +0.09
+    # at d = 3 / 4 there, with 3 / 2 network calls instead of 5).
     return common.options_of(token_levels.TokenLevelsConfig,
                              corruption='uniform', soft_positions='tilt',
-                             **ORDINAL)
+                             early_start=True, **ORDINAL)
   return common.options_of(dd_model.ModelConfig, **ORDINAL)
 
 

@@ -1,13 +1,14 @@
-r"""Benchmark: the cost of masked DD's realtime sampling against its naive
-sampling (early start, rtc.dd.masked), beside the uniform model's.
+r"""Benchmark: the cost of masked DD's and per-token-level DD's realtime
+sampling against their naive sampling (early start, rtc.dd.masked,
+rtc.dd.token_levels), beside the uniform model's.
 
   bazel run //rtc/bench:dd_masked
 
 Paper sizes (configs/dd.py presets: '' uniform, 'masked'), 5 steps, d = 3,
 s = 3 (issue 14's goal: masked realtime <= 0.6x naive at d = 3). Prints, from
 one run, the median latency of `action` and `realtime_action` per batch size
-and their ratio, for uniform DD, masked DD with early start and masked DD
-without it.
+and their ratio, for uniform DD, and masked DD and per-token-level DD with
+and without early start.
 """
 
 from absl import flags
@@ -25,6 +26,9 @@ VARIANTS = {
     'uniform': ('', {}),
     'masked, early start': ('masked', {'early_start': True}),
     'masked, no early start': ('masked', {'early_start': False}),
+    'per-token levels, early start': ('token_levels', {'early_start': True}),
+    'per-token levels, no early start': ('token_levels',
+                                         {'early_start': False}),
 }
 
 

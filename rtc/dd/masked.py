@@ -60,6 +60,8 @@ CORRUPTIONS = ('uniform', 'mask')
 ORDERS = ('random', 'confidence')
 SOFT_RULES = ('tilt', 'given')
 MASK_ONLY = ('unmask_order', 'early_start')
+# Sampling options that per-token levels (rtc.dd.token_levels) have too.
+TOKEN_LEVEL_OPTIONS = ('early_start', 'soft_positions')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,8 +254,9 @@ def make_policy(model, obs_dim: int, action_dim: int):
   if corruption not in CORRUPTIONS:
     raise ValueError(f'model.corruption must be one of {CORRUPTIONS}, got '
                      f'{corruption!r}.')
-  if model.get('soft_positions') is None:  # Unset: the variant's default.
-    model.pop('soft_positions', None)
+  for k in TOKEN_LEVEL_OPTIONS:  # Unset: the variant's default.
+    if k in model and model[k] is None:
+      model.pop(k)
   token_mode = model.pop('token_levels', None) or 'shared'
   share = model.pop('token_level_share', None)
   if token_mode not in token_levels.TOKEN_LEVELS:
@@ -267,17 +270,19 @@ def make_policy(model, obs_dim: int, action_dim: int):
                      "model.corruption = 'uniform' only; set one of them "
                      'back.')
   if corruption == 'uniform':
-    extra = [k for k in MASK_ONLY if model.get(k) is not None]
+    extra = [k for k in MASK_ONLY if model.get(k) is not None and (
+        token_mode == 'shared' or k not in TOKEN_LEVEL_OPTIONS)]
     if token_mode == 'shared' and model.get('soft_positions') is not None:
       extra.append('soft_positions')
     if extra:
       also = (" or model.token_levels = 'independent'"
-              if extra[0] == 'soft_positions' else '')
+              if extra[0] in TOKEN_LEVEL_OPTIONS else '')
       raise ValueError(f'model.{extra[0]} applies only to model.corruption '
                        f"= 'mask'{also}; remove it or set corruption to "
                        "'mask'.")
     for k in MASK_ONLY:
-      model.pop(k, None)
+      if token_mode == 'shared' or k not in TOKEN_LEVEL_OPTIONS:
+        model.pop(k, None)
     if token_mode == 'shared':
       model.pop('soft_positions', None)
     if token_mode == 'independent':

@@ -344,6 +344,31 @@ class TokenLevelsTest(absltest.TestCase):
     # 1024 tokens per position: standard error <= 0.016; tolerance 0.05.
     np.testing.assert_allclose(same, w + (1 - w) / K, atol=0.05)
 
+  def test_early_start_makes_fewer_calls_and_stays_on_bin_centres(self):
+    params = _perturbed_params(self._policy())
+    obs = jax.random.normal(jax.random.key(0), (4, O))
+    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
+                              maxval=1)
+    counts = {}
+    for rule in ('tilt', 'given'):
+      for early in (False, True):
+        policy = self._policy(early_start=early, soft_positions=rule,
+                              decode='sample')
+        calls, _ = _counting(policy)
+        # Traced delay: H = 8, d = 3, N = 5 -> round(5 * 5 / 8) = 3 calls.
+        out = jax.jit(policy.realtime_action, static_argnums=(3, 7))(
+            params, jax.random.key(2), obs, 5, prev, jnp.int32(3),
+            jnp.int32(5), 'exp')
+        jax.effects_barrier()
+        counts[rule, early] = len(calls)
+        centres = np.asarray(dd_model.bin_centres(K))
+        dist = np.abs(np.asarray(out)[..., None] - centres).min(-1)
+        np.testing.assert_allclose(dist, 0.0, atol=1e-6)
+        np.testing.assert_array_equal(
+            out[:, :3], policy.from_bins(policy.to_bins(prev))[:, :3])
+    self.assertEqual(counts, {('tilt', False): 5, ('tilt', True): 3,
+                              ('given', False): 5, ('given', True): 3})
+
   def test_refusals(self):
     with self.assertRaisesRegex(ValueError, 'built for model.corruption'):
       _policy(token_levels='independent')
@@ -390,6 +415,11 @@ class ConfigTest(absltest.TestCase):
       _policy(corruption='gaussian')
     with self.assertRaisesRegex(ValueError, "model.unmask_order applies only"):
       _policy(corruption='uniform', unmask_order='random')
+    with self.assertRaisesRegex(ValueError, "model.early_start applies only"):
+      _policy(corruption='uniform', early_start=True)
+    with self.assertRaisesRegex(ValueError, "model.unmask_order applies only"):
+      _policy(corruption='uniform', token_levels='independent',
+              unmask_order='random')
     with self.assertRaisesRegex(ValueError, 'model.unmask_order must be one'):
       _policy(unmask_order='left_to_right')
     with self.assertRaisesRegex(ValueError, 'model.soft_positions must be'):

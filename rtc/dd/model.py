@@ -124,7 +124,8 @@ def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
                  num_steps: int, num_bins: int, y: Optional[jax.Array] = None,
                  pinned: Optional[jax.Array] = None,
                  clean: Optional[jax.Array] = None,
-                 start: Optional[jax.Array] = None):
+                 start: Optional[jax.Array] = None,
+                 calls: Optional[jax.Array] = None):
   """Runs the reverse process from x_init (level 1) down to x_0.
 
   logits_fn(x_t [B,H,A], level () or [B,H]) -> logits [B,H,A,K] (guidance
@@ -133,7 +134,9 @@ def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
   level and end exactly at y; `clean` [B,H] bool positions are y with level 0
   at every step (training-time RTC). `start` [B,H] in (0, 1]: each
   position's level is start * the shared level (per-token levels; the
-  reverse step per position; x_init should be at those levels).
+  reverse step per position; x_init should be at those levels). `calls`
+  (may be traced, 1..num_steps): early start, that many equal steps from
+  level 1 to 0 instead of num_steps (a loop with a traced trip count).
   Returns (x_0 bins [B,H,A], the last step's logits [B,H,A,K]).
   """
   noise_levels = 1.0 - jnp.arange(num_steps + 1,
@@ -150,7 +153,9 @@ def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
     return x, noise_level
 
   def step(x, k):
-    t, s = noise_levels[k], noise_levels[k + 1]
+    return step_between(x, noise_levels[k], noise_levels[k + 1], k)
+
+  def step_between(x, t, s, k):
     key = jax.random.fold_in(rng, k)
     pin_key, sample_key = jax.random.split(key)
     x, noise_level = constrain(x, t, pin_key)
@@ -160,10 +165,21 @@ def sample_chunk(logits_fn: Callable, rng: jax.Array, x_init: jax.Array,
               for level in (t, s))
     return reverse_sample(sample_key, logits, x, t, s), logits
 
-  # All steps but the last in a scan; the last also returns its logits.
-  x, _ = jax.lax.scan(lambda x, k: (step(x, k)[0], None), x_init,
-                      jnp.arange(num_steps - 1))
-  x, logits = step(x, num_steps - 1)
+  if calls is not None:
+    n = jnp.asarray(calls, jnp.float32)
+
+    def body(j, carry):
+      level = lambda i: jnp.maximum(1.0 - i.astype(jnp.float32) / n, 0.0)
+      return step_between(carry[0], level(j), level(j + 1), j)
+
+    logits = jnp.zeros(x_init.shape + (num_bins,), jnp.float32)
+    x, logits = jax.lax.fori_loop(0, jnp.asarray(calls, jnp.int32), body,
+                                  (x_init, logits))
+  else:
+    # All steps but the last in a scan; the last also returns its logits.
+    x, _ = jax.lax.scan(lambda x, k: (step(x, k)[0], None), x_init,
+                        jnp.arange(num_steps - 1))
+    x, logits = step(x, num_steps - 1)
   if pinned is not None:
     x = jnp.where(pinned[None, :, None], y, x)
   if clean is not None:
