@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import tempfile
 
 from absl.testing import absltest
@@ -156,6 +157,26 @@ class BenchmarkTest(absltest.TestCase):
     skipped = [l for l in logs if 'finished earlier' in l]
     self.assertLen(skipped, 7)
     self.assertTrue(all(l.startswith('[benchmark]') for l in skipped))
+
+  def test_rerun_with_other_policies_redoes_the_report(self):
+    # A finished run re-run with fewer (or more) policies: every training
+    # and evaluation stage is skipped, the report covers the new list.
+    out = tempfile.mkdtemp()
+    shutil.rmtree(out)
+    shutil.copytree(self.out, out)
+    config = _benchmark_config(out)
+    config.policies = 'flow'
+    logs = []
+    benchmark.Benchmark(config, log=logs.append).run()
+    # expert, data, flow_train, flow_eval.
+    self.assertLen([l for l in logs if 'finished earlier' in l], 4)
+    self.assertLen([l for l in logs if 'report: made from' in l], 1)
+    with open(os.path.join(out, 'report.md')) as f:
+      report = f.read()
+    self.assertIn('### flow', report)
+    self.assertNotIn('### discrete', report)
+    rows = results.read_results(os.path.join(out, 'results.csv'))
+    self.assertEqual({r['policy'] for r in rows}, {'flow'})
 
 
 if __name__ == '__main__':

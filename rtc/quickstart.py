@@ -151,8 +151,15 @@ class Quickstart:
     with open(path) as f:
       return json.load(f)
 
+  def _inputs(self, stage):
+    """What a stage's outputs depend on that a re-run may change: the
+    report covers the policies of this run (a re-run that adds one redoes
+    it). Compared with its marker's; None for the other stages."""
+    return list(self.names) if stage == 'report' else None
+
   def _mark(self, stage, seconds, outputs):
     info = {'stage': stage, 'seconds': seconds, 'outputs': outputs,
+            'inputs': self._inputs(stage),
             'finished': datetime.datetime.now().isoformat(timespec='seconds')}
     checkpoints.atomic_write_bytes(self._marker(stage),
                                    json.dumps(info, indent=2).encode())
@@ -170,6 +177,10 @@ class Quickstart:
 
   def _stage(self, stage):
     done = self.finished(stage)
+    if done is not None and done.get('inputs') != self._inputs(stage):
+      self.log(f'[{self.NAME}] {stage}: made from {done.get("inputs")}, '
+               f'now {self._inputs(stage)}: redoing it')
+      done = None
     if done is not None:
       self.log(f'[{self.NAME}] stage {self.STAGES.index(stage) + 1}/'
                f'{len(self.STAGES)} {stage}: finished earlier '
