@@ -59,6 +59,14 @@ def split_by_policy(label: str, rows: list[dict]) -> list[tuple]:
           for p in policies]
 
 
+def method_colour(method: str) -> str:
+  """One matplotlib colour per method, the same in every panel and figure
+  (METHOD_ORDER's, then others by name)."""
+  if method in METHOD_ORDER:
+    return f'C{METHOD_ORDER.index(method)}'
+  return f'C{(len(METHOD_ORDER) + sum(map(ord, method))) % 10}'
+
+
 def _methods(rows):
   present = {r['method'] for r in rows}
   return [m for m in METHOD_ORDER if m in present] + sorted(
@@ -154,7 +162,7 @@ def plot(panels, output: str, execute_horizon=None, per_level=False,
       ax.errorbar(delays, [by_delay[d][0] for d in delays],
                   yerr=None if errors is None else
                   [errors[method][d] for d in delays], marker='o',
-                  capsize=3, label=method)
+                  capsize=3, label=method, color=method_colour(method))
     ax.set_title(title)
     ax.set_xlabel('inference delay d')
     ax.grid(alpha=0.3)

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from unittest import mock
+
 from absl.testing import absltest
 
 from rtc.common import cache
@@ -73,6 +75,26 @@ class ResultsTest(absltest.TestCase):
     out = results.plot([('', rows)], os.path.join(self.dir, 'q.png'),
                        per_level=True)
     self.assertGreater(os.path.getsize(out), 1000)
+
+  def test_a_method_keeps_its_colour_in_every_panel(self):
+    import matplotlib.axes  # pylint: disable=g-import-not-at-top
+    rows = results.read_results(self.path)
+    fewer = [r for r in rows if r['method'] != rows[0]['method']]
+    drawn = []
+    original = matplotlib.axes.Axes.errorbar
+
+    def spy(ax, *args, **kwargs):
+      drawn.append((kwargs['label'], kwargs['color']))
+      return original(ax, *args, **kwargs)
+
+    with mock.patch.object(matplotlib.axes.Axes, 'errorbar', spy):
+      results.plot([('all', rows), ('fewer', fewer)],
+                   os.path.join(self.dir, 'c.png'))
+    colours = {}
+    for label, colour in drawn:
+      self.assertEqual(colours.setdefault(label, colour), colour, label)
+    self.assertLen(set(colours.values()), len(colours))
+    self.assertLess(len({r['method'] for r in fewer}), len(colours))
 
   def test_plot_binary(self):
     out = os.path.join(self.dir, 'cli.png')
