@@ -11,6 +11,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 
 from absl.testing import absltest
@@ -20,6 +22,7 @@ from configs import quickstart as quickstart_config
 from rtc import benchmark
 from rtc.bench import level_survey
 from rtc.common import cache
+from rtc.common import paths
 from rtc.common import results
 
 LEVELS = ('m/h0_unicycle', 'm/h4_thrust_the_needle')
@@ -94,6 +97,20 @@ class LevelSurveyTest(absltest.TestCase):
     self.assertEqual(max(level_survey.expert_curve(
         os.path.join(self.out, 'm', 'logs-expert', 'survey'),
         LEVELS[0] + '.json', 1)), 3)
+
+  def test_bad_flags_are_one_error_line(self):
+    for flag, says in (('--expert_updates=-1', '--expert_updates must be'),
+                       ('--classes=x', 'unknown size class'),
+                       ('--num_evals=0', '--num_evals must be')):
+      proc = subprocess.run(
+          [sys.executable, '-m', 'rtc.bench.level_survey', flag,
+           f'--output_dir={self.out}/bad'], capture_output=True, text=True,
+          cwd=paths.repo_root(), check=False)
+      self.assertEqual(proc.returncode, 2, flag)
+      errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
+      self.assertLen(errors, 1, proc.stderr)
+      self.assertIn(says, errors[0])
+      self.assertFalse(os.path.exists(f'{self.out}/bad'))
 
   def test_threshold_filters_levels(self):
     # An unreachable threshold: no level qualifies for data (a rerun of the

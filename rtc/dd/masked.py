@@ -58,7 +58,7 @@ from rtc.dd import token_levels
 
 CORRUPTIONS = ('uniform', 'mask')
 ORDERS = ('random', 'confidence')
-SOFT_RULES = ('tilt', 'given')
+SOFT_RULES = token_levels.SOFT_RULES
 MASK_ONLY = ('unmask_order', 'early_start')
 # Sampling options that per-token levels (rtc.dd.token_levels) have too.
 TOKEN_LEVEL_OPTIONS = ('early_start', 'soft_positions')
@@ -270,21 +270,19 @@ def make_policy(model, obs_dim: int, action_dim: int):
                      "model.corruption = 'uniform' only; set one of them "
                      'back.')
   if corruption == 'uniform':
-    extra = [k for k in MASK_ONLY if model.get(k) is not None and (
-        token_mode == 'shared' or k not in TOKEN_LEVEL_OPTIONS)]
-    if token_mode == 'shared' and model.get('soft_positions') is not None:
-      extra.append('soft_positions')
+    # Per-token levels have early start and soft positions too.
+    allowed = TOKEN_LEVEL_OPTIONS if token_mode == 'independent' else ()
+    extra = [k for k in MASK_ONLY + ('soft_positions',)
+             if model.get(k) is not None and k not in allowed]
     if extra:
       also = (" or model.token_levels = 'independent'"
               if extra[0] in TOKEN_LEVEL_OPTIONS else '')
       raise ValueError(f'model.{extra[0]} applies only to model.corruption '
                        f"= 'mask'{also}; remove it or set corruption to "
                        "'mask'.")
-    for k in MASK_ONLY:
-      if token_mode == 'shared' or k not in TOKEN_LEVEL_OPTIONS:
+    for k in MASK_ONLY + ('soft_positions',):
+      if k not in allowed:
         model.pop(k, None)
-    if token_mode == 'shared':
-      model.pop('soft_positions', None)
     if token_mode == 'independent':
       model.update(token_levels=token_mode, token_level_share=(
           0.5 if share is None else share))
