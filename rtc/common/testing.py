@@ -62,9 +62,12 @@ def shrink_model(model):
   return model
 
 
-def tiny_bc_config(c, run_path, logdir, **overrides):
-  """A behaviour-cloning config (configs/flow.py or dd.py) made tiny."""
-  shrink_model(c.model)
+def tiny_bc_config(c, run_path, logdir, shrink=True, **overrides):
+  """A behaviour-cloning config made tiny: short training and, with
+  `shrink`, the backbone's tiny sizes (a family without the backbone passes
+  shrink=False). `overrides` set any top-level option."""
+  if shrink:
+    shrink_model(c.model)
   c.run_path = run_path
   c.logdir = logdir
   c.run_name = 'run'

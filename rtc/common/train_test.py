@@ -16,18 +16,18 @@ import numpy as np
 
 from rtc.common import cache
 from rtc.common import checkpoints
-from rtc.common import family_test
 from rtc.common import summary
 from rtc.common import testing
+from rtc.common import toy_family
 from rtc.common import train
 
 LEVEL_NAME = 'worlds_s_h0_weak_thrust'
 
 
 def _train(expert, logdir, logs=None, **overrides):
-  c = family_test.toy_train_config(expert, logdir, **overrides)
+  c = toy_family.toy_train_config(expert, logdir, **overrides)
   log = logs.append if logs is not None else lambda _: None
-  return train.train_and_evaluate(c, family_test.make_toy_policy, 'toy',
+  return train.train_and_evaluate(c, toy_family.make_toy_policy, 'toy',
                                   log=log)
 
 

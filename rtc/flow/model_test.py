@@ -15,79 +15,11 @@ from rtc.common import checkpoints
 from rtc.common import prefix
 from rtc.common import testing
 from rtc.flow import model as flow_model
+from rtc.flow import reference_testing
 
 SMALL = flow_model.ModelConfig(**testing.TINY_BACKBONE)
 _perturbed_params = testing.perturbed_params
 O, A, H = 7, 3, 8
-
-
-def _reference_forward(ref, obs, x_t, time):
-  """The earlier implementation's network, in numpy, from its file format."""
-  def lin(p, x):
-    y = x @ np.asarray(p['kernel'], np.float64)
-    return y if p.get('bias') is None else y + np.asarray(p['bias'])
-
-  def ln(x):
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu)**2).mean(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + 1e-6)
-
-  def gelu(x):
-    return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) *
-                                  (x + 0.044715 * x**3)))
-
-  def swish(x):
-    return x / (1 + np.exp(-x))
-
-  b, h, _ = x_t.shape
-  c = ref['in_proj']['kernel'].shape[1]
-  t = np.broadcast_to(np.asarray(time, np.float64)[:, None], (b, h))
-  frac = np.linspace(0, 1, c // 2)
-  period = 4e-3 * (4.0 / 4e-3)**frac
-  arg = t[..., None] * 2 * np.pi / period
-  emb = np.concatenate([np.sin(arg), np.cos(arg)], -1)
-  cond = swish(lin(ref['time_mlp']['layers'][2],
-                   swish(lin(ref['time_mlp']['layers'][0], emb))))
-  obs_rep = np.broadcast_to(obs[:, None], (b, h, obs.shape[-1]))
-  x = lin(ref['in_proj'], np.concatenate([x_t, obs_rep], -1))
-  for i in sorted(ref['mlp_stack']):
-    blk = ref['mlp_stack'][i]
-    s1, sh1, g1 = np.split(lin(blk['adaln_1'], cond), 3, -1)
-    s2, sh2, g2 = np.split(lin(blk['adaln_2'], cond), 3, -1)
-    y = ln(x) * (1 + s1) + sh1
-    y = lin(blk['token_mix_out'], gelu(lin(blk['token_mix_in'],
-                                           y.transpose(0, 2, 1))))
-    x = x + g1 * y.transpose(0, 2, 1)
-    y = ln(x) * (1 + s2) + sh2
-    y = lin(blk['channel_mix_out'], gelu(lin(blk['channel_mix_in'], y)))
-    x = x + g2 * y
-  scale, shift = np.split(lin(ref['final_adaln'], cond), 2, -1)
-  return lin(ref['out_proj'], ln(x) * (1 + scale) + shift)
-
-
-def _to_reference(params, num_layers):
-  """rtc Haiku params -> the earlier implementation's pickle layout."""
-  def lin(name, bias=True):
-    p = params[f'flow/{name}']
-    return {'kernel': np.asarray(p['w']),
-            'bias': np.asarray(p['b']) if bias else None}
-
-  none = {'scale': None, 'bias': None}
-  return {
-      'in_proj': lin('in_proj'),
-      'time_mlp': {'layers': {0: lin('time_mlp_0'), 2: lin('time_mlp_1')}},
-      'mlp_stack': {i: {
-          'token_mix_in': lin(f'block_{i}/token_mix_in', False),
-          'token_mix_out': lin(f'block_{i}/token_mix_out', False),
-          'channel_mix_in': lin(f'block_{i}/channel_mix_in', False),
-          'channel_mix_out': lin(f'block_{i}/channel_mix_out', False),
-          'norm_1': none, 'norm_2': none,
-          'adaln_1': lin(f'block_{i}/adaln_1'),
-          'adaln_2': lin(f'block_{i}/adaln_2')} for i in range(num_layers)},
-      'final_norm': none,
-      'final_adaln': lin('final_adaln'),
-      'out_proj': lin('out_proj'),
-  }
 
 
 class FlowPolicyTest(parameterized.TestCase):
@@ -237,7 +169,7 @@ class FlowPolicyTest(parameterized.TestCase):
     self.assertGreater(abs(err.mean() - expected), 1e-3 * expected)
 
   def test_reference_checkpoint_gives_same_velocities(self):
-    ref = _to_reference(jax.tree.map(np.asarray, self.params), 2)
+    ref = reference_testing.to_reference(jax.tree.map(np.asarray, self.params), 2)
     path = os.path.join(self.create_tempdir().full_path, 'ref.pkl')
     with open(path, 'wb') as f:
       pickle.dump(ref, f)
@@ -245,7 +177,7 @@ class FlowPolicyTest(parameterized.TestCase):
     x_t = self.noise
     time = jnp.array([0.0, 0.3, 0.7, 0.99])
     ours = self.policy.velocity(params, self.obs, x_t, time)
-    theirs = _reference_forward(ref, np.asarray(self.obs, np.float64),
+    theirs = reference_testing.reference_forward(ref, np.asarray(self.obs, np.float64),
                                 np.asarray(x_t, np.float64),
                                 np.asarray(time))
     np.testing.assert_allclose(ours, theirs, rtol=2e-4, atol=2e-5)

@@ -23,7 +23,7 @@ from rtc.common import sweep
 from rtc.common import testing
 from rtc.common import train
 from rtc.flow import model as flow_model
-from rtc.flow import model_test
+from rtc.flow import reference_testing
 
 LEVEL_NAME = 'worlds_s_h0_weak_thrust'
 
@@ -136,7 +136,7 @@ class FlowTrainEvalTest(absltest.TestCase):
     ref_dir = os.path.join(self.root, 'reference_run')
     params = checkpoints.load_params(checkpoints.policy_path(
         self.run_dir, 1, LEVEL_NAME))
-    ref = model_test._to_reference(params, 2)  # pylint: disable=protected-access
+    ref = reference_testing.to_reference(params, 2)
     path = checkpoints.policy_path(ref_dir, 24, LEVEL_NAME)
     os.makedirs(os.path.dirname(path))
     with open(path, 'wb') as f:
