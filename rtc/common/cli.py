@@ -10,7 +10,8 @@
   of range (rtc.common.validate, checked before any work), missing files.
 * Grain's start-up warning about profiling support in jaxlib (grain comes
   with kinetix and is not used here) is dropped: this module is imported
-  before kinetix by every binary.
+  before kinetix by every binary. So are JAX's backend-probe lines and
+  XLA:CPU's false cache-loading errors (rtc.common.quiet).
 
 A binary with a `--config` file is a `Binary`: its config file, the table
 of its options' ranges, its checks and its work, run by `run(binary)`.
@@ -30,6 +31,7 @@ from ml_collections import config_flags
 
 from rtc.common import cache
 from rtc.common import config_util
+from rtc.common import quiet
 from rtc.common import validate
 
 GRAIN_WARNING = 'Grain multiprocess worker profiling requires'
@@ -45,12 +47,14 @@ class _DropGrainWarning(logging.Filter):
 if not any(isinstance(f, _DropGrainWarning)
            for f in logging.getLogger('absl').filters):
   logging.getLogger('absl').addFilter(_DropGrainWarning())
+quiet.install_filters()
 
 
 def prepare() -> None:
   wd = os.environ.get('BUILD_WORKING_DIRECTORY')
   if wd and os.path.isdir(wd):
     os.chdir(wd)
+  quiet.filter_stderr()  # Before any program is loaded from the cache.
   cache.enable_compilation_cache()
 
 

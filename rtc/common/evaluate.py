@@ -129,6 +129,8 @@ def _evaluate(config, run_path, output_dir, make_policy, kind, log):
           or None),
       num_evals=int(config.num_evals), num_steps=int(config.num_flow_steps),
       seed=int(config.seed))
+  # Every check before anything is written (eval_settings.json).
+  sweep.check_spec(spec, policy.chunk_size, weak is not None)
   output_dir = paths.resolve(output_dir)
   check_settings(output_dir, {
       'run_dir': run_dir, 'epoch': epoch,
