@@ -16,12 +16,17 @@ from absl.testing import absltest
 import jax
 import numpy as np
 
+from configs import data as data_config
+from configs import dd as dd_config
 from configs import dd_eval as dd_eval_config
 from rtc import binary_testing
 from rtc.common import envs
+from rtc.common import evaluate
 from rtc.common import runs
 from rtc.common import testing
+from rtc.common import train
 from rtc.dd import model as dd_model
+from rtc.expert import generate_data
 
 NOISE = ("Unable to initialize backend", "Loading XLA:CPU AOT result")
 
@@ -74,6 +79,35 @@ class EvalRefusalTest(absltest.TestCase):
           self.assertNotIn(noise, p.stderr)
     self.assertFalse(os.path.exists(os.path.join(tmp, 'new_eval')))
     self.assertEqual(binary_testing.tree_state(existing), before)
+
+
+class RunPathIsAFileTest(absltest.TestCase):
+
+  def test_each_run_path_option_says_it_is_a_file(self):
+    tmp = self.create_tempdir()
+    file = tmp.create_file('README.md', 'text').full_path
+    data = data_config.get_config('quickstart')
+    data.run_path = file
+    bc = dd_config.get_config()
+    bc.run_path = file
+    bc.logdir = os.path.join(tmp.full_path, 'logs')
+    cases = {
+        '--config.run_path': lambda: generate_data.generate(
+            data, log=lambda _: None),
+        '--config.run_path ': lambda: train.train_and_evaluate(
+            bc, dd_model.make_policy, 'dd', log=lambda _: None),
+        '--run_path': lambda: evaluate.evaluate(
+            dd_eval_config.get_config(), file,
+            os.path.join(tmp.full_path, 'out'), None, 'dd',
+            log=lambda _: None),
+    }
+    for option, call in cases.items():
+      with self.subTest(option):
+        with self.assertRaisesRegex(
+            ValueError, rf'^{option.strip()}=\S*/README\.md is a file, not '
+            r'a run directory: pass the directory itself \('):
+          call()
+    self.assertEqual(sorted(os.listdir(tmp.full_path)), ['README.md'])
 
 
 if __name__ == '__main__':

@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import sys
-import time
 from typing import Any, Callable, Optional
 
 from absl import app
@@ -31,6 +30,7 @@ from ml_collections import config_flags
 
 from rtc.common import cache
 from rtc.common import config_util
+from rtc.common import progress
 from rtc.common import quiet
 from rtc.common import validate
 
@@ -179,34 +179,6 @@ def run(target) -> None:
   app.run(wrapped, flags_parser=parser)
 
 
-def format_duration(seconds: float) -> str:
-  seconds = max(0, int(round(seconds)))
-  h, rem = divmod(seconds, 3600)
-  m, s = divmod(rem, 60)
-  return f'{h}h{m:02d}m{s:02d}s' if h else f'{m}m{s:02d}s'
-
-
-class Progress:
-  """Progress lines with elapsed time and an estimate of the time left."""
-
-  def __init__(self, total: int, unit: str, label: str = '',
-               initial: int = 0):
-    self.total = max(int(total), 1)
-    self.unit = unit
-    self.label = label
-    self.initial = initial  # Work done before this session (resumed runs).
-    self.start = time.time()
-
-  def line(self, done: int, extra: str = '') -> str:
-    elapsed = time.time() - self.start
-    rate = (done - self.initial) / elapsed if elapsed > 0 else 0.0
-    left = (self.total - done) / rate if rate > 0 else float('nan')
-    left_s = format_duration(left) if left == left else '?'
-    prefix = f'[{self.label}] ' if self.label else ''
-    return (f'{prefix}{done}/{self.total} {self.unit} '
-            f'({100.0 * done / self.total:.0f}%), elapsed '
-            f'{format_duration(elapsed)}, left ~{left_s}'
-            + (f' | {extra}' if extra else ''))
-
-  def print(self, done: int, extra: str = '') -> None:
-    print(self.line(done, extra), flush=True)
+# Moved to rtc.common.progress; kept here for existing callers.
+format_duration = progress.format_duration
+Progress = progress.Progress

@@ -80,6 +80,7 @@ def _evaluate(config, run_path, output_dir, make_policy, kind, log):
                      f'logs-{kind}/<run_name>.')
   make_policy = make_policy or registry.make_policy(kind)
   run_dir = paths.resolve(run_path)
+  paths.check_not_file(run_dir, '--run_path', f'logs-{kind}/<run>')
   epoch = checkpoints.resolve_epoch(run_dir, int(config.step))
   run_cfg = runs.read_run_config(run_dir)
   if run_cfg is not None:

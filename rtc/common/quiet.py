@@ -22,7 +22,6 @@
 
 import logging
 import os
-import subprocess
 import sys
 
 FULL_LOG_ENV = 'RTC_FULL_LOG'
@@ -75,11 +74,15 @@ def filter_stderr() -> None:
     return
   try:
     sys.stderr.flush()
-    read, write = os.pipe()
+    read, write = os.pipe()  # Both close on exec.
     err = os.dup(2)
-    subprocess.Popen([sys.executable, '-c', _FILTER], stdin=read,
-                     stdout=err, stderr=err, close_fds=True,
-                     start_new_session=False)
+    # Not subprocess.Popen: its object would warn when collected while the
+    # child (which outlives every Python object here) still runs.
+    os.posix_spawn(sys.executable, [sys.executable, '-c', _FILTER],
+                   os.environ, file_actions=[
+                       (os.POSIX_SPAWN_DUP2, read, 0),
+                       (os.POSIX_SPAWN_DUP2, err, 1),
+                       (os.POSIX_SPAWN_DUP2, err, 2)])
     os.dup2(write, 2)
     for fd in (read, write, err):
       os.close(fd)

@@ -56,6 +56,7 @@ from rtc.common import checkpoints
 from rtc.common import cli
 from rtc.common import distributed
 from rtc.common import paths
+from rtc.common import progress as progress_lib
 from rtc.common import sharding
 from rtc.common import validate
 from rtc.expert import agent as agent_lib
@@ -284,7 +285,7 @@ def _generate(config, log: Callable[[str], None]) -> list[str]:
   total = t_len * num_envs * len(levels)
   log(f'[generate] {len(levels)} level(s), {t_len} steps x {num_envs} envs '
       f'each ({t_len * num_envs:,} per level) -> {run_path}/data')
-  progress = cli.Progress(total, 'env steps', 'generate')
+  progress = progress_lib.Progress(total, 'env steps', 'generate')
   writers = {}  # This process's levels.
   try:
     writers = {i: level_files.LevelWriter(out_paths[i], specs, metas[i])
