@@ -114,6 +114,7 @@ class SweepSpec:
   num_evals: int
   num_steps: int
   seed: int = 0
+  legacy_episode_end: bool = False  # rtc.common.legacy_engine's scoring.
 
   def __post_init__(self):
     check_counts(self.num_evals, self.num_steps)
@@ -131,9 +132,11 @@ def check_counts(num_evals: int, num_steps: int, prefix: str = '') -> None:
 
 def make_evaluator(policy, levels: envs.Levels, method: rollout.Method,
                    num_evals: int, num_steps: int,
-                   shard: sharding.LevelSharding) -> Callable:
+                   shard: sharding.LevelSharding,
+                   legacy_episode_end: bool = False) -> Callable:
   """A compiled (params, weak, keys, states, d, s) -> metrics over levels."""
-  env = envs.BatchedEnv.for_levels(levels, num_evals)
+  env = envs.BatchedEnv.for_levels(levels, num_evals,
+                                   legacy_episode_end=legacy_episode_end)
 
   def one_level(params, weak_params, key_data, level, delay,
                 execute_horizon):
@@ -222,7 +225,7 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
     if method not in evaluators:
       evaluators[method] = make_evaluator(policy, levels, method,
                                           spec.num_evals, spec.num_steps,
-                                          shard)
+                                          shard, spec.legacy_episode_end)
     t0 = time.time()
     out = evaluators[method](params_p, weak_p, keys_p, states_p, d, s)
     out = shard.unpad(out)
