@@ -39,8 +39,10 @@ class BinaryFlagsTest(parameterized.TestCase):
 
   @parameterized.named_parameters(*CASES)
   def test_refused_with_one_line(self, module, arg, message):
+    # MPLCONFIGDIR: the test sandbox has no writable home for matplotlib.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path),
-               BUILD_WORKING_DIRECTORY=self.create_tempdir().full_path)
+               BUILD_WORKING_DIRECTORY=self.create_tempdir().full_path,
+               MPLCONFIGDIR=self.create_tempdir().full_path)
     p = subprocess.run([sys.executable, '-m', module, arg], env=env,
                        capture_output=True, text=True, timeout=300,
                        check=False)
