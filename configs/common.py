@@ -115,6 +115,11 @@ def sweep(num_evals: int, max_guidance_weight: float,
   c.bid = config_dict.ConfigDict()
   c.bid.n_samples = 16
   c.bid.bid_k = config_dict.placeholder(int)
+  # True: score episode ends as the older Kinetix engine of the published
+  # code did (max reward over the ending step's substeps, solved read from
+  # the last substep, a NaN state does not end the episode;
+  # docs/kinetix_engine.md). False: kinetix-env 3.0.2's scoring.
+  c.legacy_episode_end = False
   # Model options, used only for directories without config.json (written
   # by the earlier implementation).
   c.model = model_config

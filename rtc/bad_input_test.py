@@ -3,7 +3,8 @@
 The binaries are driven as `cli.run` drives them (their `cli.Binary`: flags
 defined on a fresh FlagValues, the command line parsed, main called), with
 the work replaced by a recorder, so nothing is trained: every check must
-fail before any heavy work. Two cases run the real `python -m` binaries to
+fail before any heavy work, and a refusal must leave every output
+directory as it was (rtc.binary_testing.Harness). Two cases run the real `python -m` binaries to
 check the printed line, the exit status and the absence of grain's warning.
 """
 
@@ -27,29 +28,13 @@ from configs import expert as expert_config
 from configs import flow as flow_config
 from configs import flow_eval as flow_eval_config
 from configs import quickstart as quickstart_config
+from rtc import binary_testing
 from rtc import quickstart
-from rtc.common import binaries
 from rtc.common import cli
 from rtc.common import config_util
 from rtc.common import paths
 from rtc.common import runs
 from rtc.common import validate
-from rtc.dd import model as dd_model
-from rtc.expert import generate_data
-from rtc.expert import train as expert_train
-from rtc.flow import model as flow_model
-
-# The binaries, as rtc/<kind>/{train,eval}.py, rtc/expert/*.py and
-# rtc/quickstart.py define them.
-BINARIES = {
-    'dd_train': binaries.train_binary('dd', dd_model.make_policy),
-    'flow_train': binaries.train_binary('flow', flow_model.make_policy),
-    'dd_eval': binaries.eval_binary('dd', dd_model.make_policy),
-    'flow_eval': binaries.eval_binary('flow', flow_model.make_policy),
-    'expert_train': expert_train.BINARY,
-    'generate_data': generate_data.BINARY,
-    'quickstart': quickstart.BINARY,
-}
 
 # What 0 and negative values may mean, written down independently of the
 # rules in rtc.common.validate (NaN is never valid).
@@ -59,49 +44,9 @@ ZERO_OK = {'seed', 'warmup_steps', 'weight_decay', 'parallel_levels', 'step',
            'process_id'}
 NEGATIVE_OK = {'step', 'weak_step'}
 
-
-class Ran(Exception):
-  """The binary got past its checks to its work."""
-
-
-def _ran(config, flag_values):
-  raise Ran(config, flag_values)
-
-
-class Harness:
-  """Runs a binary's flag parsing, checks and (recorded) work in-process."""
-
-  def __init__(self, tmp: str):
-    self.tmp = tmp
-    # Valid paths for every binary, so only the option under test is bad.
-    expert_run = os.path.join(tmp, 'expert_run')
-    os.makedirs(expert_run, exist_ok=True)
-    self.base = {
-        'dd_train': [f'--config.run_path={expert_run}',
-                     f'--config.logdir={tmp}/logs-dd'],
-        'flow_train': [f'--config.run_path={expert_run}',
-                       f'--config.logdir={tmp}/logs-flow'],
-        'dd_eval': [f'--output_dir={tmp}/eval_dd'],
-        'flow_eval': [f'--output_dir={tmp}/eval_flow'],
-        'expert_train': [f'--config.logdir={tmp}/logs-expert'],
-        'generate_data': [f'--config.run_path={expert_run}'],
-        'quickstart': [f'--output_dir={tmp}/qs'],
-    }
-
-  def run(self, name: str, *args: str, base: bool = True):
-    """Returns the config the work got; raises ValueError for bad input."""
-    binary = dataclasses.replace(BINARIES[name], work=_ran)
-    argv = ['prog'] + (self.base[name] if base else []) + list(args)
-    argv = config_util.resolve_config_arg(argv)
-    flag_values = flags.FlagValues()
-    with mock.patch.object(sys, 'argv', argv):  # ml_collections reads it.
-      main = cli.define(binary, argv, flag_values)
-      cli.parse_flags(argv, flag_values, binary.table)
-      try:
-        main(argv)
-      except Ran as ran:
-        return ran.args[0]
-    raise AssertionError('main returned without running its work')
+BINARIES = binary_testing.BINARIES
+Harness = binary_testing.Harness
+_ran = binary_testing.ran
 
 
 class RuleTest(absltest.TestCase):

@@ -16,6 +16,7 @@ from rtc.common import cli
 from rtc.common import options
 from rtc.common import paths
 from rtc.common import results
+from rtc.common import validate
 
 _RESULTS = flags.DEFINE_string('results', '',
                                'results.csv path(s), comma-separated.')
@@ -30,6 +31,8 @@ _PER_LEVEL = flags.DEFINE_bool('per_level', False, 'One panel per level.')
 
 def main(argv):
   del argv
+  validate.check_flags(
+      {'execute_horizon': validate.Rule(int, lo=1, optional=True)})
   files = options.str_list(_RESULTS.value)
   if not files:
     raise ValueError('--results is required: a results.csv written by an '

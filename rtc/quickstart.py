@@ -42,6 +42,7 @@ from rtc.common import checkpoints
 from rtc.common import cli
 from rtc.common import evaluate
 from rtc.common import paths
+from rtc.common import progress
 from rtc.common import registry
 from rtc.common import results
 from rtc.common import summary
@@ -115,7 +116,8 @@ class Quickstart:
   PLAN = PLAN
   EXPECTED_SECONDS = EXPECTED_SECONDS
 
-  def __init__(self, config, log: Callable[[str], None] = print):
+  def __init__(self, config,
+               log: Callable[[str], None] = progress.write_line):
     self.config = config
     self.log = log
     self.out = paths.resolve(config.output_dir)

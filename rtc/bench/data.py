@@ -24,6 +24,7 @@ import numpy as np
 from rtc.bench import timing
 from rtc.common import cli
 from rtc.common import data
+from rtc.common import validate
 
 _STEPS = flags.DEFINE_integer('steps', 7813, 'Steps T per environment.')
 _ENVS = flags.DEFINE_integer('envs', 128, 'Environments E.')
@@ -73,6 +74,9 @@ def write_level(path, steps, envs, obs_dim, seed=0):
 
 def main(argv):
   del argv
+  validate.check_flags({'steps': validate.COUNT, 'envs': validate.COUNT,
+                        'obs_dim': validate.COUNT,
+                        'batches': validate.COUNT})
   rows = [['start'] + _fmt(memory())]
   directory = _DIR.value or tempfile.gettempdir()
   fd, path = tempfile.mkstemp(suffix='.npz', dir=directory)

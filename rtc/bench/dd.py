@@ -23,6 +23,7 @@ from rtc.bench import timing
 from rtc.common import backbone
 from rtc.common import cli
 from rtc.common import prefix
+from rtc.common import validate
 from rtc.dd import model as dd_model
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '2048'],
@@ -74,6 +75,10 @@ def step_breakdown(dd, flow, batch):
 
 def main(argv):
   del argv
+  validate.check_flags({'batch_sizes': validate.COUNT,
+                        'dd_guidance': validate.NON_NEGATIVE,
+                        'dd_num_bins': validate.Rule(int, lo=2),
+                        'step_batch': validate.NON_NEGATIVE_INT})
   print(f'devices: {jax.devices()}', flush=True)
   batches = [int(b) for b in _BATCH_SIZES.value]
   dd = common.dd_policy(_NUM_BINS.value)

@@ -27,6 +27,7 @@ from rtc.common import paths
 from rtc.common import rollout
 from rtc.common import runs
 from rtc.common import sharding
+from rtc.common import validate
 from rtc.dd import model as dd_model
 
 _RUN_PATH = flags.DEFINE_string('run_path', '', 'DD run directory.')
@@ -42,6 +43,11 @@ _OUTPUT = flags.DEFINE_string('output', 'dd_guidance.csv', 'CSV to write.')
 
 def main(argv):
   del argv
+  validate.check_flags({'step': validate.ANY_INT,
+                        'guidance': validate.NON_NEGATIVE,
+                        'delays': validate.NON_NEGATIVE_INT,
+                        'num_evals': validate.COUNT,
+                        'num_steps': validate.COUNT, 'seed': validate.SEED})
   if not _RUN_PATH.value:
     raise ValueError('--run_path is required: a DD run (logs-dd/<run>).')
   run_dir = paths.resolve(_RUN_PATH.value)

@@ -25,6 +25,7 @@ import optax
 
 from rtc.bench import timing
 from rtc.common import cli
+from rtc.common import validate
 from rtc.dd import model as dd_model
 from rtc.dd import ordinal
 from rtc.flow import model as flow_model
@@ -157,6 +158,8 @@ def train_and_measure(policy, sample, steps, seed, decodes=('sample',)):
 
 def main(argv):
   del argv
+  validate.check_flags({'steps': validate.COUNT, 'seed': validate.SEED,
+                        'timing_rounds': validate.NON_NEGATIVE_INT})
   steps = sorted(int(s) for s in _STEPS.value)
   unknown = [v for v in _VARIANTS.value if v not in VARIANTS]
   if unknown:

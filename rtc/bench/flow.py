@@ -73,6 +73,7 @@ from rtc.bench import nnx_reference
 from rtc.bench import timing
 from rtc.common import backbone
 from rtc.common import cli
+from rtc.common import validate
 
 _BATCH_SIZES = flags.DEFINE_list(
     'batch_sizes', ['1', '2048'],
@@ -168,6 +169,9 @@ def train_steps(batch: int):
 
 def main(argv):
   del argv
+  validate.check_flags({'batch_sizes': validate.COUNT,
+                        'train_batch': validate.COUNT,
+                        'repeats': validate.COUNT})
   print(f'devices: {jax.devices()}', flush=True)
   print(f'\n## Training step, batch {_TRAIN_BATCH.value}, '
         f'{_REPEATS.value} interleaved steps each', flush=True)

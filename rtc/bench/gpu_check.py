@@ -45,6 +45,7 @@ from rtc.common import rollout
 from rtc.common import sharding
 from rtc.common import sweep
 from rtc.common import train
+from rtc.common import validate
 from rtc.dd import model as dd_model
 from rtc.dd import sampling_ops
 from rtc.flow import model as flow_model
@@ -294,6 +295,7 @@ def run(smoke: bool, memory_only: bool, worlds_dir: str, ppo_seconds: float,
 
 def main(argv):
   del argv
+  validate.check_flags({'ppo_seconds': validate.POSITIVE})
   t0 = time.time()
   table = run(_SMOKE.value, _MEMORY_ONLY.value, _WORLDS.value,
               _PPO_SECONDS.value)

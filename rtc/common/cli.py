@@ -10,7 +10,8 @@
   of range (rtc.common.validate, checked before any work), missing files.
 * Grain's start-up warning about profiling support in jaxlib (grain comes
   with kinetix and is not used here) is dropped: this module is imported
-  before kinetix by every binary.
+  before kinetix by every binary. So are JAX's backend-probe lines and
+  XLA:CPU's false cache-loading errors (rtc.common.quiet).
 
 A binary with a `--config` file is a `Binary`: its config file, the table
 of its options' ranges, its checks and its work, run by `run(binary)`.
@@ -21,7 +22,6 @@ import logging
 import os
 import re
 import sys
-import time
 from typing import Any, Callable, Optional
 
 from absl import app
@@ -30,6 +30,8 @@ from ml_collections import config_flags
 
 from rtc.common import cache
 from rtc.common import config_util
+from rtc.common import progress
+from rtc.common import quiet
 from rtc.common import validate
 
 GRAIN_WARNING = 'Grain multiprocess worker profiling requires'
@@ -45,12 +47,14 @@ class _DropGrainWarning(logging.Filter):
 if not any(isinstance(f, _DropGrainWarning)
            for f in logging.getLogger('absl').filters):
   logging.getLogger('absl').addFilter(_DropGrainWarning())
+quiet.install_filters()
 
 
 def prepare() -> None:
   wd = os.environ.get('BUILD_WORKING_DIRECTORY')
   if wd and os.path.isdir(wd):
     os.chdir(wd)
+  quiet.filter_stderr()  # Before any program is loaded from the cache.
   cache.enable_compilation_cache()
 
 
@@ -175,34 +179,6 @@ def run(target) -> None:
   app.run(wrapped, flags_parser=parser)
 
 
-def format_duration(seconds: float) -> str:
-  seconds = max(0, int(round(seconds)))
-  h, rem = divmod(seconds, 3600)
-  m, s = divmod(rem, 60)
-  return f'{h}h{m:02d}m{s:02d}s' if h else f'{m}m{s:02d}s'
-
-
-class Progress:
-  """Progress lines with elapsed time and an estimate of the time left."""
-
-  def __init__(self, total: int, unit: str, label: str = '',
-               initial: int = 0):
-    self.total = max(int(total), 1)
-    self.unit = unit
-    self.label = label
-    self.initial = initial  # Work done before this session (resumed runs).
-    self.start = time.time()
-
-  def line(self, done: int, extra: str = '') -> str:
-    elapsed = time.time() - self.start
-    rate = (done - self.initial) / elapsed if elapsed > 0 else 0.0
-    left = (self.total - done) / rate if rate > 0 else float('nan')
-    left_s = format_duration(left) if left == left else '?'
-    prefix = f'[{self.label}] ' if self.label else ''
-    return (f'{prefix}{done}/{self.total} {self.unit} '
-            f'({100.0 * done / self.total:.0f}%), elapsed '
-            f'{format_duration(elapsed)}, left ~{left_s}'
-            + (f' | {extra}' if extra else ''))
-
-  def print(self, done: int, extra: str = '') -> None:
-    print(self.line(done, extra), flush=True)
+# Moved to rtc.common.progress; kept here for existing callers.
+format_duration = progress.format_duration
+Progress = progress.Progress

@@ -46,6 +46,8 @@ import time
 import jax
 from jax.experimental import multihost_utils
 
+from rtc.common import cache
+
 _EXPLICIT = ('coordinator_address', 'num_processes', 'process_id')
 EXIT_CODE = 2
 
@@ -109,6 +111,8 @@ def initialize(config) -> None:
         f'Could not start the distributed runtime ({str(e).splitlines()[0]}): '
         'it must start before anything uses a device, and every process '
         'needs the same --config.distributed.coordinator_address.') from None
+  # Every process caches its own programs (before the first compilation).
+  cache.use_process_cache(jax.process_index())
   # A first collective: connects the processes' collectives now, so a peer
   # that dies later is noticed at once by the next collective.
   barrier('rtc: every process started')

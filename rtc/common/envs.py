@@ -20,7 +20,9 @@ the earlier implementation gave its data files and checkpoints.
 * episode statistics, including those of the first finished episode of every
   environment (what evaluation reports);
 * optional observation history (the last k plain observations, oldest first)
-  and the previous action appended, as the PPO experts use.
+  and the previous action appended, as the PPO experts use;
+* `legacy_episode_end`: the older Kinetix engine's episode-end scoring
+  (rtc.common.legacy_engine; docs/kinetix_engine.md) instead of 3.0.2's.
 
 All methods act on one level (an unbatched kinetix `EnvState`) and are pure, so
 callers vmap them over levels and jit them.
@@ -45,6 +47,7 @@ from kinetix.util import saving
 import numpy as np
 
 from rtc.common import cache
+from rtc.common import legacy_engine
 
 ACTION_NOISE_STD = 0.1
 
@@ -300,7 +303,8 @@ class BatchedEnv:
 
   def __init__(self, static_params: StaticEnvParams, env_params: EnvParams,
                num_envs: int, action_noise_std: float = ACTION_NOISE_STD,
-               obs_history: int = 1, include_prev_action: bool = False):
+               obs_history: int = 1, include_prev_action: bool = False,
+               legacy_episode_end: bool = False):
     if num_envs < 1:
       raise ValueError(f'num_envs must be >= 1, got {num_envs}.')
     if obs_history < 1:
@@ -311,6 +315,7 @@ class BatchedEnv:
     self.action_noise_std = action_noise_std
     self.obs_history = obs_history
     self.include_prev_action = include_prev_action
+    self.legacy_episode_end = legacy_episode_end
     self.kinetix_env = make_kinetix_env(
         ActionType.CONTINUOUS, ObservationType.SYMBOLIC_FLAT, None,
         env_params, static_params)
@@ -360,9 +365,15 @@ class BatchedEnv:
     noisy = action + self.action_noise_std * jax.random.normal(
         key_noise, action.shape)
     keys = jax.random.split(key_step, self.num_envs)
-    obs, env, reward, done, kinfo = jax.vmap(
-        self.kinetix_env.step, in_axes=(0, 0, 0, None, None))(
-            keys, state.env, noisy, self.env_params, level)
+    if self.legacy_episode_end:
+      obs, env, reward, done, kinfo = jax.vmap(
+          lambda k, s, a, lv: legacy_engine.step(
+              self.kinetix_env, self.env_params, k, s, a, lv),
+          in_axes=(0, 0, 0, None))(keys, state.env, noisy, level)
+    else:
+      obs, env, reward, done, kinfo = jax.vmap(
+          self.kinetix_env.step, in_axes=(0, 0, 0, None, None))(
+              keys, state.env, noisy, self.env_params, level)
     solved = kinfo['GoalR'] & done
     stats, ep_return, ep_length = state.stats.update(reward, done, solved)
     rolled = jnp.concatenate([state.history[:, 1:], obs[:, None]], axis=1)

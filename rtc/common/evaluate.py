@@ -80,6 +80,7 @@ def _evaluate(config, run_path, output_dir, make_policy, kind, log):
                      f'logs-{kind}/<run_name>.')
   make_policy = make_policy or registry.make_policy(kind)
   run_dir = paths.resolve(run_path)
+  paths.check_not_file(run_dir, '--run_path', f'logs-{kind}/<run>')
   epoch = checkpoints.resolve_epoch(run_dir, int(config.step))
   run_cfg = runs.read_run_config(run_dir)
   if run_cfg is not None:
@@ -128,7 +129,10 @@ def _evaluate(config, run_path, output_dir, make_policy, kind, log):
           else options.int_list(config.execute_horizons, 'execute_horizons')
           or None),
       num_evals=int(config.num_evals), num_steps=int(config.num_flow_steps),
-      seed=int(config.seed))
+      seed=int(config.seed),
+      legacy_episode_end=bool(config.get('legacy_episode_end', False)))
+  # Every check before anything is written (eval_settings.json).
+  sweep.check_spec(spec, policy.chunk_size, weak is not None)
   output_dir = paths.resolve(output_dir)
   check_settings(output_dir, {
       'run_dir': run_dir, 'epoch': epoch,
@@ -136,7 +140,9 @@ def _evaluate(config, run_path, output_dir, make_policy, kind, log):
       'worlds_dir': worlds_dir, 'num_evals': int(config.num_evals),
       'num_flow_steps': int(config.num_flow_steps), 'seed': int(config.seed),
       'realtime': config.realtime.to_dict(), 'bid': config.bid.to_dict(),
-      'model': model})
+      'model': model,
+      # Recorded only when set, so directories from before it still resume.
+      **({'legacy_episode_end': True} if spec.legacy_episode_end else {})})
   log(f'[{kind} eval] {run_dir} epoch {epoch}, {len(levels)} level(s), '
       f'{config.num_evals} episodes per point -> {output_dir}')
   return sweep.run_sweep(policy, levels, params, spec, output_dir,

@@ -47,6 +47,14 @@ def resolve_config_file(path: str) -> str:
   return alt if os.path.exists(alt) else p
 
 
+def check_not_file(path: str, option: str, example: str) -> None:
+  """Raises ValueError (one line) when `path`, given as `option`, is a file:
+  a run directory was expected (`example`: what to pass instead)."""
+  if os.path.isfile(path):
+    raise ValueError(f'{option}={path} is a file, not a run directory: pass '
+                     f'the directory itself ({option}={example}).')
+
+
 def check_writable_dir(path: str, option: str) -> None:
   """Raises ValueError (one line naming `option`) unless directory `path`
   exists or can be made, and a file can be written in it. Directories made

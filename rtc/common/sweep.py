@@ -114,6 +114,7 @@ class SweepSpec:
   num_evals: int
   num_steps: int
   seed: int = 0
+  legacy_episode_end: bool = False  # rtc.common.legacy_engine's scoring.
 
   def __post_init__(self):
     check_counts(self.num_evals, self.num_steps)
@@ -131,9 +132,11 @@ def check_counts(num_evals: int, num_steps: int, prefix: str = '') -> None:
 
 def make_evaluator(policy, levels: envs.Levels, method: rollout.Method,
                    num_evals: int, num_steps: int,
-                   shard: sharding.LevelSharding) -> Callable:
+                   shard: sharding.LevelSharding,
+                   legacy_episode_end: bool = False) -> Callable:
   """A compiled (params, weak, keys, states, d, s) -> metrics over levels."""
-  env = envs.BatchedEnv.for_levels(levels, num_evals)
+  env = envs.BatchedEnv.for_levels(levels, num_evals,
+                                   legacy_episode_end=legacy_episode_end)
 
   def one_level(params, weak_params, key_data, level, delay,
                 execute_horizon):
@@ -175,6 +178,17 @@ class EpochEvaluator:
     return out
 
 
+def check_spec(spec: SweepSpec, chunk_size: int, has_weak: bool) -> list:
+  """The sweep's (d, s) points; ValueError for a spec the policy cannot
+  run. Callers check before writing anything."""
+  points = sweep_points(spec.delays, chunk_size, spec.execute_horizons)
+  for m in spec.methods:
+    if m.uses_weak_policy and not has_weak:
+      raise ValueError('BID with bid_k needs a weak policy: set '
+                       '--config.weak_step.')
+  return points
+
+
 def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
               output_dir: str, weak_params=None, label: str = 'eval',
               log: Callable[[str], None] = print) -> str:
@@ -182,12 +196,12 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
 
   `params` (and `weak_params`) carry a leading level axis in `levels` order.
   """
+  points = check_spec(spec, policy.chunk_size, weak_params is not None)
   os.makedirs(output_dir, exist_ok=True)
   log = distributed.main_only(log)
   results = ResultsFile(os.path.join(output_dir, 'results.csv'))
   # Nobody writes results.csv before every process has read it.
   distributed.barrier('rtc sweep: results read')
-  points = sweep_points(spec.delays, policy.chunk_size, spec.execute_horizons)
   level_cols = [level_column(i) for i in levels.ids]
   todo = [(m, d, s) for m in spec.methods for d, s in points
           if not all(results.has(c, d, s, m.name) for c in level_cols)]
@@ -198,10 +212,6 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
   if len(todo) < total:
     log(f'[{label}] resuming: {total - len(todo)} of {total} points already '
         f'in {results.path}')
-  for m in spec.methods:
-    if m.uses_weak_policy and weak_params is None:
-      raise ValueError('BID with bid_k needs a weak policy: set '
-                       '--config.weak_step.')
   shard = sharding.LevelSharding(len(levels))
   params_p = shard.pad(params)
   weak_p = shard.pad(weak_params) if weak_params is not None else params_p
@@ -215,7 +225,7 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
     if method not in evaluators:
       evaluators[method] = make_evaluator(policy, levels, method,
                                           spec.num_evals, spec.num_steps,
-                                          shard)
+                                          shard, spec.legacy_episode_end)
     t0 = time.time()
     out = evaluators[method](params_p, weak_p, keys_p, states_p, d, s)
     out = shard.unpad(out)

@@ -169,6 +169,7 @@ def _load(config) -> _Inputs:
         '--config.run_path is required: the expert run directory that holds '
         'data/<level_name>.npz (e.g. logs-expert/<run>).')
   run_path = paths.resolve(config.run_path)
+  paths.check_not_file(run_path, '--config.run_path', 'logs-expert/<run>')
   if not os.path.isdir(run_path):
     raise FileNotFoundError(
         f'Run directory {run_path} does not exist: check --config.run_path.')

@@ -156,6 +156,16 @@ def check_value(name: str, value, rule: Rule, config=None,
       bound = config[bound]
     bounds.append(bound)
   lo, hi = bounds
+  if not _in_range(value, rule, lo, hi):
+    got = 'unset' if value is None else repr(value)
+    named = ''.join(f' (--config.{prefix}{b} is {v})'
+                    for b, v in zip((rule.lo, rule.hi), bounds)
+                    if isinstance(b, str))
+    raise ValueError(f'{option} must be {rule.describe(prefix)}{named}, got '
+                     f'{got}.')
+
+
+def _in_range(value, rule: Rule, lo, hi) -> bool:
   ok = (value is not None and not isinstance(value, bool)
         and isinstance(value, (int, float)) and math.isfinite(value)
         and (rule.kind is not int or float(value).is_integer()))
@@ -163,13 +173,36 @@ def check_value(name: str, value, rule: Rule, config=None,
     ok = value > lo if rule.lo_open else value >= lo
   if ok and hi is not None:
     ok = value <= hi
-  if not ok:
-    got = 'unset' if value is None else repr(value)
-    named = ''.join(f' (--config.{prefix}{b} is {v})'
-                    for b, v in zip((rule.lo, rule.hi), bounds)
-                    if isinstance(b, str))
-    raise ValueError(f'{option} must be {rule.describe(prefix)}{named}, got '
-                     f'{got}.')
+  return ok
+
+
+def _parse(text: str, kind: type):
+  try:
+    return kind(text)
+  except ValueError:
+    return None
+
+
+def check_flags(table: dict, flag_values=None) -> None:
+  """Plain absl flags (the bench and plot binaries) against {flag name:
+  Rule} (numeric bounds only). A list flag, or a string flag holding a
+  comma-separated list, is checked item by item. Raises one line:
+  `--<flag> must be >= 1 (an integer), got 0.`"""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  flag_values = flags.FLAGS if flag_values is None else flag_values
+  for name, rule in table.items():
+    value = flag_values[name].value
+    many = isinstance(value, (list, str))
+    items = ([s.strip() for s in value.split(',') if s.strip()]
+             if isinstance(value, str) else value if many else [value])
+    for item in items:
+      number = _parse(item, rule.kind) if isinstance(item, str) else item
+      if number is None and rule.optional and not many:
+        continue
+      if not _in_range(number, rule, rule.lo, rule.hi):
+        each = ', each of a comma-separated list' if many else ''
+        raise ValueError(f'--{name} must be {rule.describe()}{each}, got '
+                         f'{item!r}.')
 
 
 def check_config(config, table: dict, prefix: str = '') -> None:

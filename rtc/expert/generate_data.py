@@ -45,8 +45,6 @@ rtc.common.checkpoints.
 
 import math
 import os
-import shutil
-import tempfile
 import time
 from typing import Callable
 
@@ -58,9 +56,11 @@ from rtc.common import checkpoints
 from rtc.common import cli
 from rtc.common import distributed
 from rtc.common import paths
+from rtc.common import progress as progress_lib
 from rtc.common import sharding
 from rtc.common import validate
 from rtc.expert import agent as agent_lib
+from rtc.expert import level_files
 from rtc.expert import store
 
 REFERENCE_OBS_HISTORY = 4
@@ -171,63 +171,6 @@ class _Generator:
     return (state, obs, idx, jax.random.key_data(key)), out
 
 
-def _umask() -> int:
-  mask = os.umask(0)
-  os.umask(mask)
-  return mask
-
-
-class _LevelWriter:
-  """Fills temporary .npy files row by row, then writes the .npz atomically."""
-
-  def __init__(self, path: str, specs: dict):
-    self.path = path
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    self.tmpdir = tempfile.mkdtemp(dir=directory, prefix='.tmp-gen-')
-    self.arrays = {k: np.lib.format.open_memmap(
-        os.path.join(self.tmpdir, f'{k}.npy'), mode='w+', dtype=dtype,
-        shape=shape) for k, (shape, dtype) in specs.items()}
-    self.rows = 0
-    self.episodes = 0
-    self.sums = {'return': 0.0, 'length': 0.0, 'solved': 0.0}
-
-  def write(self, chunk: dict, n: int) -> None:
-    for k, arr in self.arrays.items():
-      arr[self.rows:self.rows + n] = chunk[k][:n]
-    done = np.asarray(chunk['done'][:n], bool)
-    self.episodes += int(done.sum())
-    self.sums['return'] += float(np.asarray(chunk['return_'][:n])[done].sum())
-    self.sums['length'] += float(np.asarray(chunk['length'][:n])[done].sum())
-    self.sums['solved'] += float(np.asarray(chunk['solved'][:n])[done].sum())
-    self.rows += n
-
-  def summary(self) -> dict:
-    n = max(self.episodes, 1)
-    return {'episodes': self.episodes, 'return': self.sums['return'] / n,
-            'length': self.sums['length'] / n,
-            'solved': self.sums['solved'] / n}
-
-  def finish(self) -> None:
-    for arr in self.arrays.values():
-      arr.flush()
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path),
-                               prefix='.tmp-', suffix='.npz')
-    os.close(fd)
-    try:
-      np.savez(tmp, **self.arrays)
-      os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it private.
-      os.replace(tmp, self.path)
-    finally:
-      if os.path.exists(tmp):
-        os.unlink(tmp)
-      self.cleanup()
-
-  def cleanup(self) -> None:
-    self.arrays = {}
-    shutil.rmtree(self.tmpdir, ignore_errors=True)
-
-
 def generate(config, log: Callable[[str], None] = print) -> list[str]:
   """Writes `<run_path>/data/<level_name>.npz` per level; returns the paths."""
   validate.check_config(config, validate.DATA)
@@ -257,8 +200,8 @@ def _generate(config, log: Callable[[str], None]) -> list[str]:
   store.check_run_dir(run_path)
   info = runs.read_run_config(run_path)
   level_ids, worlds_dir = _resolve_levels(config, run_path, info)
-  levels = envs.load_levels(level_ids, worlds_dir)
-  names = levels.names
+  all_levels = envs.load_levels(level_ids, worlds_dir)
+  names = all_levels.names
   num_envs = int(config.num_envs)
 
   rng = np.random.default_rng(int(config.seed))
@@ -276,6 +219,34 @@ def _generate(config, log: Callable[[str], None]) -> list[str]:
               'alone')
     log(f'[generate] {name}: ' + '; '.join(parts) + note)
 
+  obs_history = int((info or {}).get('obs_history', REFERENCE_OBS_HISTORY))
+  t_len = math.ceil(int(config.num_steps) / num_envs)
+  all_paths = [os.path.join(run_path, 'data', f'{n}.npz') for n in names]
+  metas = [level_files.meta_record({
+      'seed': int(config.seed), 'level_index': i, 'num_envs': num_envs,
+      'steps_per_env': t_len, 'deterministic': bool(config.deterministic),
+      'obs_history': obs_history,
+      'experts': [[c.seed, c.update, bool(c.in_mixture)]
+                  for c in choices[n]]}) for i, n in enumerate(names)]
+  specs_all = _specs(t_len, num_envs, all_levels.level(0),
+                     envs.BatchedEnv.for_levels(
+                         all_levels, 1, obs_history=obs_history,
+                         include_prev_action=True))
+  # Process 0 decides which levels are left, so every process agrees.
+  todo = [int(i) for i in distributed.shared_value(lambda: ','.join(
+      str(i) for i in _left(all_paths, specs_all, metas, names, log))
+  ).split(',') if i]
+  if not todo:
+    log(f'[generate] every level\'s data is complete in {run_path}/data')
+    return all_paths
+  levels = (all_levels if len(todo) == len(names) else envs.load_levels(
+      [level_ids[i] for i in todo], worlds_dir, pad_like=level_ids))
+  names = levels.names
+  out_paths = [all_paths[i] for i in todo]
+  metas = [metas[i] for i in todo]
+  level_keys = [jax.random.fold_in(jax.random.key(int(config.seed)), i)
+                for i in todo]
+
   shard = sharding.LevelSharding(len(levels))
   mask = _mixture_mask(names, choices)
   # This process's levels only; a row per local slot.
@@ -286,7 +257,6 @@ def _generate(config, log: Callable[[str], None]) -> list[str]:
   first = jax.tree.map(lambda x: x[0, 0], params)
   num_motor = int(levels.static_params.num_motor_bindings)
   agent = agent_lib.agent_for_params(first, num_motor)
-  obs_history = int((info or {}).get('obs_history', REFERENCE_OBS_HISTORY))
   env = envs.BatchedEnv.for_levels(levels, num_envs, obs_history=obs_history,
                                    include_prev_action=True)
   level0 = levels.level(0)
@@ -299,7 +269,6 @@ def _generate(config, log: Callable[[str], None]) -> list[str]:
         f'{env.plain_obs_dim(level0)} + {env.action_dim} actions): check '
         '--config.levels / --config.worlds_dir against the run.')
 
-  t_len = math.ceil(int(config.num_steps) / num_envs)
   # Equal chunks of at most chunk_steps covering t_len; the last call's few
   # extra steps (fewer than the number of calls) are dropped.
   num_chunks = math.ceil(t_len / max(1, int(config.chunk_steps)))
@@ -307,27 +276,19 @@ def _generate(config, log: Callable[[str], None]) -> list[str]:
   gen = _Generator(agent, env, chunk, bool(config.deterministic))
   init_fn = shard.map(gen.init, in_axes=(0, 0, 0))
   run_fn = shard.map(gen.run, in_axes=(0, 0, 0, 0), donate_argnums=(2,))
-  keys = np.stack([np.asarray(jax.random.key_data(jax.random.fold_in(
-      jax.random.key(int(config.seed)), i))) for i in range(len(levels))])
+  keys = np.stack([np.asarray(jax.random.key_data(k)) for k in level_keys])
   states = shard.pad(levels.states)
   params_p, mask_p = shard.put_local(params), shard.pad(mask)
   carry = init_fn(shard.pad(keys), mask_p, states)
 
-  obs_dim = env.plain_obs_dim(level0)
-  specs = {'obs': ((t_len, num_envs, obs_dim), np.float32),
-           'action': ((t_len, num_envs, env.action_dim), np.float32),
-           'done': ((t_len, num_envs), np.bool_),
-           'solved': ((t_len, num_envs), np.bool_),
-           'return_': ((t_len, num_envs), np.float32),
-           'length': ((t_len, num_envs), np.int32)}
-  out_paths = [os.path.join(run_path, 'data', f'{n}.npz') for n in names]
+  specs = _specs(t_len, num_envs, level0, env)
   total = t_len * num_envs * len(levels)
   log(f'[generate] {len(levels)} level(s), {t_len} steps x {num_envs} envs '
       f'each ({t_len * num_envs:,} per level) -> {run_path}/data')
-  progress = cli.Progress(total, 'env steps', 'generate')
+  progress = progress_lib.Progress(total, 'env steps', 'generate')
   writers = {}  # This process's levels.
   try:
-    writers = {i: _LevelWriter(out_paths[i], specs)
+    writers = {i: level_files.LevelWriter(out_paths[i], specs, metas[i])
                for i in shard.owned_levels}
     t_last, done_rows = time.time(), 0
     while done_rows < t_len:
@@ -354,7 +315,31 @@ def _generate(config, log: Callable[[str], None]) -> list[str]:
     log(f'[generate] {name}: {int(s["episodes"])} episodes, mean return '
         f'{s["return"]:.3f}, mean length {s["length"]:.1f}, solve rate '
         f'{s["solved"]:.3f} -> {p}')
-  return out_paths
+  return all_paths
+
+
+def _specs(t_len, num_envs, level, env) -> dict:
+  """{field: (shape, dtype)} of a level's .npz."""
+  return {'obs': ((t_len, num_envs, env.plain_obs_dim(level)), np.float32),
+          'action': ((t_len, num_envs, env.action_dim), np.float32),
+          'done': ((t_len, num_envs), np.bool_),
+          'solved': ((t_len, num_envs), np.bool_),
+          'return_': ((t_len, num_envs), np.float32),
+          'length': ((t_len, num_envs), np.int32)}
+
+
+def _left(out_paths, specs, metas, names, log) -> list[int]:
+  """The levels whose .npz is not complete; says which are skipped."""
+  left = []
+  for i, (path, meta) in enumerate(zip(out_paths, metas)):
+    why = level_files.incomplete(path, specs, meta)
+    if why is None:
+      log(f'[generate] {names[i]}: {path} is complete, skipped')
+    else:
+      if why != 'missing':
+        log(f'[generate] {names[i]}: {path} {why}: generating it again')
+      left.append(i)
+  return left
 
 
 def _check(config, flag_values):

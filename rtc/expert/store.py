@@ -30,6 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rtc.common import checkpoints
+from rtc.common import paths
 
 SEED_PREFIX = 'seed_'
 SOLVED = 'returned_episode_solved'
@@ -63,6 +64,7 @@ def write_checkpoint(run_dir: str, seed: int, update: int, name: str,
 
 
 def check_run_dir(run_dir: str) -> None:
+  paths.check_not_file(run_dir, '--config.run_path', 'logs-expert/<run>')
   if not os.path.isdir(run_dir):
     raise FileNotFoundError(
         f'Expert run directory {run_dir} does not exist: pass the directory '
