@@ -40,6 +40,7 @@ class Stage:
   seconds: float = 0.0  # Expected wall seconds (the time-left estimate).
   settings: Any = None  # JSON: what its outputs depend on.
   redo: bool = False  # Changed settings: run again (True) or refuse.
+  option: str = ''  # Prefix naming its settings as options: 'flow.'.
 
 
 def stages(plan) -> list[Stage]:
@@ -133,7 +134,8 @@ class Pipeline:
       done = self.finished(stage.id)
       if stage.redo or done is None or self._reusable(stage, done):
         continue
-      diff = first_difference(done['settings'], _normal(stage.settings))
+      diff = first_difference(done['settings'], _normal(stage.settings),
+                              stage.option)
       raise ValueError(
           f'{self.marker_path(stage.id)}: stage {stage.id} ran with other '
           f'settings ({diff}); pass a new --output_dir, or delete '

@@ -168,7 +168,8 @@ def replicate_plan(config, out: str, r: int, run_name: str,
                    log: Callable[[str], None]) -> list:
   """Replicate r's steps: expert, data, then one branch per policy
   (training, evaluation) side by side."""
-  pre, folder = replicate_prefix(r), os.path.join(out, replicate_prefix(r))
+  pre = replicate_prefix(r)
+  folder = os.path.normpath(os.path.join(out, pre))
   names = policy_names(config)
   seeds = replicate_seeds(config, r)
   secs = expected_seconds(config, names)
@@ -176,18 +177,13 @@ def replicate_plan(config, out: str, r: int, run_name: str,
   ce = _seeded(config.expert, seeds['expert'])
   cd = _seeded(config.data, seeds['data'])
 
-  def expert():
-    checkpoints.atomic_write_bytes(
-        os.path.join(folder, REPLICATE_FILE),
-        json.dumps(suite(config, r), indent=2).encode())
-    return stages.expert(ce, folder, run_name, log)
-
   steps = [
-      pipeline.Stage(pre + 'expert', expert, secs['expert'],
-                     stages.settings(ce)),
+      pipeline.Stage(pre + 'expert',
+                     lambda: stages.expert(ce, folder, run_name, log),
+                     secs['expert'], stages.settings(ce), option='expert.'),
       pipeline.Stage(pre + 'data', lambda: stages.data(cd, expert_dir,
                                                        folder, log),
-                     secs['data'], stages.settings(cd))]
+                     secs['data'], stages.settings(cd), option='data.')]
   branches = []
   for n in names:
     kind = policy_kind(n)
@@ -199,21 +195,23 @@ def replicate_plan(config, out: str, r: int, run_name: str,
             f'{pre}{n}_train',
             lambda ct=ct, kind=kind, logdir=logdir: stages.bc(
                 ct, kind, expert_dir, logdir, run_name, log),
-            secs[f'{n}_train'], stages.settings(ct)),
+            secs[f'{n}_train'], stages.settings(ct), option=f'{n}.'),
         pipeline.Stage(
             f'{pre}{n}_eval',
             lambda cv=cv, kind=kind, n=n, logdir=logdir: stages.evaluate(
                 cv, kind, os.path.join(logdir, run_name),
                 os.path.join(folder, f'eval_{n}'),
                 os.path.join(folder, 'tb', f'{n}_eval'), n, log),
-            secs[f'{n}_eval'], stages.settings(cv))))
+            secs[f'{n}_eval'], stages.settings(cv), option=f'{n}_eval.')))
   return steps + [tuple(branches)]
 
 
 def make_pipeline(config, name: str = 'quickstart',
-                  log: Callable[[str], None] = print) -> pipeline.Pipeline:
+                  log: Callable[[str], None] = print,
+                  wrap=None) -> pipeline.Pipeline:
   """The plan: every replicate's stages, then the report. `name` is the
-  progress lines' tag and the run directories' name."""
+  progress lines' tag and the run directories' name; `wrap(stage)` (tests)
+  replaces each stage."""
   out = paths.resolve(config.output_dir)
   names = policy_names(config)
   plan = []
@@ -225,6 +223,9 @@ def make_pipeline(config, name: str = 'quickstart',
       EXPECTED_SECONDS['report'],
       {'policies': list(names), 'replicates': int(config.replicates)},
       redo=True))
+  if wrap is not None:
+    plan = [wrap(s) if isinstance(s, pipeline.Stage) else
+            tuple(tuple(wrap(x) for x in b) for b in s) for s in plan]
   pipe = pipeline.Pipeline(name, out, plan, bool(config.parallel), log)
   holder['pipe'] = pipe
   return pipe
@@ -255,10 +256,16 @@ def record(pipe: pipeline.Pipeline, config, name: str) -> report.Record:
 
 
 def run(config, name: str = 'quickstart',
-        log: Callable[[str], None] = print) -> str:
+        log: Callable[[str], None] = print, wrap=None) -> str:
   """Checks, then runs every stage; returns the output directory."""
-  pipe = make_pipeline(config, name, log)
+  pipe = make_pipeline(config, name, log, wrap)
   check_replicates(config, pipe.out)
+  pipe.check()
+  for r in range(int(config.replicates)):
+    path = os.path.join(pipe.out, replicate_prefix(r), REPLICATE_FILE)
+    if not os.path.exists(path):
+      checkpoints.atomic_write_bytes(
+          path, json.dumps(suite(config, r), indent=2).encode())
   return pipe.run(then=f'; report: {os.path.join(pipe.out, "report.md")}')
 
 
