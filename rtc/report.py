@@ -298,7 +298,9 @@ def text(record: Record, rows, panels, levels, figures) -> str:
       f'{horizon_text(rows)}; {episodes} evaluation episodes per point and '
       f'level; {where}; {reps} replicate(s). {spread}', '']
   lines += tables(panels, levels, num_evals, record.policies)
-  lines += [f'![solve rate vs delay]({f})' for f in figures]
+  alt = {'solve_rate_intervals.png': 'means with 95% intervals',
+         'gain_over_naive.png': 'paired gain over naive'}
+  lines += [f'![{alt.get(f, "solve rate vs delay")}]({f})' for f in figures]
   lines += ['', '## Verdicts', '',
             'Paired within replicate: each method minus naive in a policy, '
             'each policy minus flow for the same method; "better" / "worse" '
