@@ -7,10 +7,13 @@ import csv
 import json
 import os
 import re
+import subprocess
+import sys
 
 from absl.testing import absltest
 
 from rtc import report
+from rtc.common import paths
 from rtc.common import results
 from rtc.common import stats_testing
 from rtc.common import sweep
@@ -143,6 +146,23 @@ class ReportTest(absltest.TestCase):
     self.assertEqual(report.horizon_text(rows),
                      'Execution horizons d = 0: s in {1}; d = 2: s in '
                      '{1, 3} (each point at its best s)')
+
+
+  def test_plot_binary_intervals(self):
+    # //rtc:plot --intervals on the combined file: the same verdicts.
+    png = os.path.join(self.out, 'cli.png')
+    proc = subprocess.run(
+        [sys.executable, os.path.join(paths.repo_root(), 'rtc', 'plot.py'),
+         f'--results={self.paths["results"]}', f'--output={png}',
+         '--intervals'], capture_output=True, text=True, check=False,
+        env={**os.environ, 'PYTHONPATH': paths.repo_root()})
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    for line in report.verdict_table(
+        results.read_results(self.paths['results'])):
+      self.assertIn(line, proc.stdout)
+    self.assertIn('| flow: realtime - naive | 2 | +0.300 ', proc.stdout)
+    for name in ('cli_intervals.png', 'cli_gain_over_naive.png'):
+      self.assertTrue(os.path.exists(os.path.join(self.out, name)), name)
 
 
 if __name__ == '__main__':
