@@ -2,7 +2,9 @@
 order, branches side by side, failures, time left, replicates (resume,
 adding replicates), changed settings and another suite's replicates."""
 
+import csv
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +18,8 @@ from configs import quickstart as quickstart_config
 from rtc import pipeline
 from rtc import quickstart
 from rtc.common import paths
+from rtc.common import results
+from rtc.common import sweep
 
 ONE = ['expert', 'data', 'flow_train', 'flow_eval', 'dd_train', 'dd_eval']
 
@@ -166,6 +170,79 @@ class ReplicateTest(absltest.TestCase):
                      [f'replicate_2/{s}' for s in ONE] + ['report'])
     self.assertLen([l for l in logs if 'skipping' in l], 12)
     self.assertLen([l for l in logs if 'report: made from' in l], 1)
+
+
+class Outputs(Script):
+  """Stages that write what the report reads (run directories' config.json,
+  evaluations' results.csv and eval_settings.json); the report is real."""
+
+  def __init__(self, out):
+    super().__init__()
+    self.out = out
+
+  def wrap(self, stage):
+    if stage.id == 'report':
+      return stage
+    return dataclasses.replace(stage, work=lambda: self._write(stage))
+
+  def _write(self, stage):
+    self._fake(stage.id)
+    pre, name = os.path.split(stage.id)
+    folder = os.path.join(self.out, pre)
+    policy, _, step = name.rpartition('_')
+    if name in ('expert', 'data'):
+      run = os.path.join(folder, 'logs-expert', 'quickstart')
+      if name == 'data':
+        return {'files': []}
+      _write_json(os.path.join(run, 'config.json'), stage.settings)
+      return {'run_dir': run}
+    run = os.path.join(folder, f'logs-{policy}', 'quickstart')
+    if step == 'train':
+      _write_json(os.path.join(run, 'config.json'), stage.settings)
+      return {'run_dir': run}
+    path = os.path.join(folder, f'eval_{policy}', 'results.csv')
+    _write_json(os.path.join(os.path.dirname(path), 'eval_settings.json'),
+                {'seed': stage.settings['seed'], 'num_evals': 4})
+    with open(path, 'w', newline='') as f:
+      w = csv.DictWriter(f, fieldnames=sweep.COLUMNS)
+      w.writeheader()
+      for d in (0, 2):
+        w.writerow({'level': 'worlds/m/h0_unicycle.json', 'delay': d,
+                    'execute_horizon': max(1, d), 'method': 'naive',
+                    'returned_episode_solved': 0.5,
+                    'returned_episode_returns': 0,
+                    'returned_episode_lengths': 9})
+    return {'results': path}
+
+
+def _write_json(path, value):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'w') as f:
+    json.dump(value, f)
+
+
+class ReportTest(absltest.TestCase):
+
+  def test_the_report_pools_replicates_with_recorded_seeds(self):
+    c = _config(replicates=2)
+    c.eval.seed = 5
+    quickstart.run(c, log=lambda _: None, wrap=Outputs(c.output_dir).wrap)
+    rows = results.read_results(os.path.join(c.output_dir, 'results.csv'))
+    self.assertLen(rows, 2 * 2 * 2)  # replicates x policies x delays.
+    got = {(r['replicate'], r['policy']): (r['expert_seed'], r['eval_seed'],
+                                          r['policy_seed'], r['run_dir'])
+           for r in rows}
+    self.assertEqual(got[(0, 'flow')], (0, 5, 0, 'logs-flow/quickstart'))
+    self.assertEqual(got[(1, 'dd')], (1000, 1005, 1000,
+                                      'replicate_1/logs-dd/quickstart'))
+    with open(os.path.join(c.output_dir, 'report.md')) as f:
+      text = f.read()
+    self.assertIn('2 replicate(s)', text)
+    self.assertIn('| replicate_1/dd_eval |', text)
+    self.assertIn('* dd training: seed: 1000 (replicate 0: 0)', text)
+    # Equal rows: a difference of 0 with an interval of zero width.
+    self.assertIn('| naive: dd - flow | 2 | +0.000 [+0.000, +0.000] | no '
+                  'detectable difference |', text)
 
 
 class SettingsTest(absltest.TestCase):

@@ -16,9 +16,10 @@ Stages (configs/quickstart.py sets their sizes):
    thread each (`--config.parallel=False` runs them one after the other):
    a rollout keeps about one core busy, so two branches use both cores of
    a small machine;
-7. `report`: `results.csv` (both policies, with a `policy` column),
-   `solve_rate_vs_delay.png` (flow and DD panels, shared axis) and
-   `report.md` (solve rates by method and delay, settings, wall times).
+7. `report` (rtc.report): `results.csv` (both policies, with `policy`,
+   replicate and provenance columns), `solve_rate_vs_delay.png` (flow and
+   DD panels, shared axis) and `report.md` (solve rates by method and
+   delay, verdicts, wall times, the settings the stages recorded).
 
 Everything lands under `--output_dir`: the run directories (each with its
 TensorBoard logs), `eval_flow/`, `eval_dd/`, `tb/` (data and evaluation
@@ -241,8 +242,18 @@ def record(pipe: pipeline.Pipeline, config, name: str) -> report.Record:
     pre = replicate_prefix(r)
     done = {s.id[len(pre):]: pipe.finished(s.id) for s in pipe.stages
             if s.id.startswith(pre) and '/' not in s.id[len(pre):]}
+    live = replicate_seeds(config, r)  # For markers of older rtc only.
+
+    def seed(stage, fallback, done=done):
+      return (done[stage].get('settings') or {}).get('seed', fallback)
+
+    seeds = {'expert': seed('expert', live['expert']),
+             'data': seed('data', live['data']),
+             'eval': seed(f'{names[0]}_eval', live['eval']),
+             'policy': {n: seed(f'{n}_train', live['policy'][n])
+                        for n in names}}
     replicates.append(report.Replicate(
-        index=r, seeds=replicate_seeds(config, r),
+        index=r, seeds=seeds,
         expert_dir=done['expert']['outputs']['run_dir'],
         data_settings=done['data']['settings'],
         runs={n: done[f'{n}_train']['outputs']['run_dir'] for n in names},

@@ -29,7 +29,8 @@ def _save(plt, fig, axes, n, ylabel, title, output) -> str:
     ax.axis('off')
   for ax in axes[:, 0]:
     ax.set_ylabel(ylabel)
-  axes.flat[0].legend(fontsize=8)
+  if axes.flat[0].get_legend_handles_labels()[0]:
+    axes.flat[0].legend(fontsize=8)
   fig.suptitle(title, fontsize=10)
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
