@@ -104,7 +104,7 @@ class Pipeline:
     self._done = set()
     self.start = time.time()
 
-  # -- markers ------------------------------------------------------------------
+  # -- markers -----------------------------------------------------------------
 
   def marker_path(self, stage_id: str) -> str:
     folder, name = os.path.split(stage_id)
@@ -149,7 +149,7 @@ class Pipeline:
     checkpoints.atomic_write_bytes(self.marker_path(stage.id),
                                    json.dumps(info, indent=2).encode())
 
-  # -- running ------------------------------------------------------------------
+  # -- running -----------------------------------------------------------------
 
   def seconds_left(self) -> float:
     with self._lock:

@@ -1,4 +1,4 @@
-"""Replicate statistics of a combined results.csv (rtc.report, docs/benchmark.md).
+"""Replicate statistics of a combined results.csv (docs/benchmark.md).
 
 A replicate is one independent repetition of the whole pipeline: its own
 experts, data, policy initialisation and evaluation seed. Rows carry their
