@@ -299,7 +299,7 @@ class BadInputTest(absltest.TestCase):
     self.assertLen(errors, 1, proc.stderr)
     return errors[0]
 
-  def test_bad_replicates_and_changed_settings(self):
+  def test_bad_replicates_changed_settings_and_another_suite(self):
     root = tempfile.mkdtemp()
     line = self._run('--config.replicates=0', f'--output_dir={root}/new')
     self.assertIn('--config.replicates must be >= 1', line)
@@ -311,6 +311,17 @@ class BadInputTest(absltest.TestCase):
     line = self._run(f'--output_dir={root}/done', '--config.eval.seed=7')
     self.assertIn('stage flow_eval ran with other settings (flow_eval.seed: '
                   '0 there, 7 now)', line)
+    self.assertEqual(_tree(c.output_dir), before)
+    # A replicate folder of another suite.
+    other = quickstart_config.get_config('suite,test')
+    other.output_dir, other.replicates = f'{root}/other', 2
+    other.expert.levels = 's/h0_weak_thrust'
+    quickstart.run(other, log=lambda _: None, wrap=Script().wrap)
+    os.rename(f'{root}/other/replicate_1', f'{root}/done/replicate_1')
+    before = _tree(c.output_dir)
+    line = self._run(f'--output_dir={root}/done', '--config.replicates=2')
+    self.assertIn('replicate_1/replicate.json: replicate 1 there is of '
+                  'another suite (levels: ', line)
     self.assertEqual(_tree(c.output_dir), before)
 
 
