@@ -136,7 +136,7 @@ class BenchmarkTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.out = tempfile.mkdtemp()
-    benchmark.Benchmark(_benchmark_config(cls.out), log=lambda _: None).run()
+    benchmark.run(_benchmark_config(cls.out), log=lambda _: None)
 
   def test_per_level_rows_and_means(self):
     rows = results.read_results(os.path.join(self.out, 'results.csv'))
@@ -170,7 +170,7 @@ class BenchmarkTest(absltest.TestCase):
 
   def test_rerun_redoes_nothing(self):
     logs = []
-    benchmark.Benchmark(_benchmark_config(self.out), log=logs.append).run()
+    benchmark.run(_benchmark_config(self.out), log=logs.append)
     skipped = [l for l in logs if 'finished earlier' in l]
     self.assertLen(skipped, 7)
     self.assertTrue(all(l.startswith('[benchmark]') for l in skipped))
@@ -184,7 +184,7 @@ class BenchmarkTest(absltest.TestCase):
     config = _benchmark_config(out)
     config.policies = 'flow'
     logs = []
-    benchmark.Benchmark(config, log=logs.append).run()
+    benchmark.run(config, log=logs.append)
     # expert, data, flow_train, flow_eval.
     self.assertLen([l for l in logs if 'finished earlier' in l], 4)
     self.assertLen([l for l in logs if 'report: made from' in l], 1)

@@ -8,15 +8,23 @@ Several files (comma-separated) become side-by-side panels with a shared axis;
 combined results.csv) gives one panel per policy. Without --execute_horizon each point uses the best
 execution horizon for that method and delay. Reads the earlier
 implementation's results.csv files too (same columns).
+
+`--intervals` (a combined results.csv of several replicates, e.g. the
+benchmark's) also prints the tables of means with 95% intervals over
+replicates and the verdicts (rtc.common.stats, docs/benchmark.md), and
+writes `<output>_intervals.png` and `<output>_gain_over_naive.png`.
 """
 
 from absl import flags
 
+from rtc import report
 from rtc.common import cli
+from rtc.common import interval_plot
 from rtc.common import options
 from rtc.common import paths
 from rtc.common import results
 from rtc.common import validate
+from rtc.common import stats
 
 _RESULTS = flags.DEFINE_string('results', '',
                                'results.csv path(s), comma-separated.')
@@ -27,6 +35,9 @@ _HORIZON = flags.DEFINE_integer(
     'execute_horizon', None, 'Use this execution horizon (default: the best '
     'one per method and delay).')
 _PER_LEVEL = flags.DEFINE_bool('per_level', False, 'One panel per level.')
+_INTERVALS = flags.DEFINE_bool(
+    'intervals', False, 'Also the replicate statistics: interval and '
+    'verdict tables, <output>_intervals.png and <output>_gain_over_naive.png.')
 
 
 def main(argv):
@@ -42,16 +53,27 @@ def main(argv):
   if len(labels) != len(files):
     raise ValueError(f'--labels has {len(labels)} names for {len(files)} '
                      'files.')
-  panels = []
+  panels, everything = [], []
   for label, f in zip(labels, files):
-    panels += results.split_by_policy(label,
-                                      results.read_results(paths.resolve(f)))
+    rows = results.read_results(paths.resolve(f))
+    everything += rows
+    panels += results.split_by_policy(label, rows)
   out = results.plot(panels, paths.resolve(_OUTPUT.value), _HORIZON.value,
                      _PER_LEVEL.value)
   for label, rows in panels:
     print(results.markdown_table(results.summarise(rows, _HORIZON.value),
                                  label or 'method'))
   print(f'wrote {out}')
+  if _INTERVALS.value:
+    for policy, by_method in stats.estimates(everything).items():
+      print(f'{policy or "method"}:\n{report.interval_table(by_method)}')
+    print('\n'.join(report.verdict_table(everything)))
+    stem = paths.resolve(_OUTPUT.value)
+    stem = stem[:-len('.png')] if stem.endswith('.png') else stem
+    for png in interval_plot.plot_all(
+        everything, {}, [f'{stem}_intervals.png',
+                         f'{stem}_gain_over_naive.png']):
+      print(f'wrote {png}')
 
 
 if __name__ == '__main__':

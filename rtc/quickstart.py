@@ -16,53 +16,55 @@ Stages (configs/quickstart.py sets their sizes):
    thread each (`--config.parallel=False` runs them one after the other):
    a rollout keeps about one core busy, so two branches use both cores of
    a small machine;
-7. `report`: `results.csv` (both policies, with a `policy` column),
-   `solve_rate_vs_delay.png` (flow and DD panels, shared axis) and
-   `report.md` (solve rates by method and delay, settings, wall times).
+7. `report` (rtc.report): `results.csv` (both policies, with `policy`,
+   replicate and provenance columns), `solve_rate_vs_delay.png` (flow and
+   DD panels, shared axis) and `report.md` (solve rates by method and
+   delay, verdicts, wall times, the settings the stages recorded).
 
 Everything lands under `--output_dir`: the run directories (each with its
 TensorBoard logs), `eval_flow/`, `eval_dd/`, `tb/` (data and evaluation
 scalars), and `stages/<stage>.json` for every finished stage. A re-run
 skips finished stages; an interrupted stage resumes where it stopped (the
-expert stage from its last save).
+expert stage from its last save); a stage that finished with other settings
+stops the re-run with one line naming the setting (rtc.pipeline).
+
+`--config.replicates=R` repeats stages 1-6 R times (docs/benchmark.md):
+replicate 0 in `--output_dir`, replicate r >= 1 in
+`<output_dir>/replicate_<r>/`, each with its own seeds (`replicate_seeds`),
+experts, data, policies and evaluation; the report pools them with
+intervals over replicates (rtc.common.stats). A re-run with a larger R runs
+only the new replicates.
 """
 
-import datetime
+import copy
 import json
 import os
-import threading
-import time
 from typing import Callable
 
 from absl import flags
-import numpy as np
 
+from rtc import pipeline
 from rtc import report
+from rtc import stages
 from rtc.common import checkpoints
 from rtc.common import cli
-from rtc.common import evaluate
 from rtc.common import paths
 from rtc.common import progress
 from rtc.common import registry
-from rtc.common import results
-from rtc.common import summary
-from rtc.common import train
 from rtc.common import validate
-from rtc.expert import generate_data
-from rtc.expert import train as expert_train
 
 RUN_NAME = 'quickstart'
 KINDS = registry.BUILTIN_KINDS  # The policy families compared.
-STAGES = (('expert', 'data') + tuple(f'{k}_train' for k in KINDS) +
-          tuple(f'{k}_eval' for k in KINDS) + ('report',))
 # Rough wall time of each stage on a 2-core CPU (s), for the time-left line.
 # Measured on a 2-core CPU with an empty compilation cache (README.md).
 EXPECTED_SECONDS = {'expert': 70, 'data': 35, 'flow_train': 70,
                     'dd_train': 95, 'flow_eval': 200, 'dd_eval': 255,
                     'report': 5}
-# Stages run in this order; the branches of a tuple run side by side.
-PLAN = ('expert', 'data', tuple((f'{k}_train', f'{k}_eval') for k in KINDS),
-        'report')
+# Replicate r's seed of a stage is the stage's own seed option plus
+# SEED_STRIDE * (config.seed + r): replicate 0 of base seed 0 runs with the
+# stage options' seeds, and replicates never share a seed.
+SEED_STRIDE = 1000
+REPLICATE_FILE = 'replicate.json'
 
 
 def policy_kind(name: str) -> str:
@@ -91,232 +93,192 @@ def policy_names(config) -> tuple[str, ...]:
   return names
 
 
-def wall_seconds(seconds_of, parallel: bool = True, plan=PLAN) -> float:
-  """The plan's wall time from each stage's seconds (side-by-side branches
-  count as their longest)."""
-  total = 0.0
-  for step in plan:
-    if isinstance(step, str):
-      total += seconds_of(step)
-    else:
-      branch = [sum(seconds_of(s) for s in b) for b in step]
-      total += max(branch) if parallel else sum(branch)
-  return total
+def replicate_prefix(r: int) -> str:
+  """Replicate r's folder under the output directory ('' for 0)."""
+  return '' if r == 0 else f'replicate_{r}/'
 
 
-class Quickstart:
-  """Runs the stages in order, skipping finished ones.
+def replicate_seeds(config, r: int) -> dict:
+  """{'expert', 'data', 'eval': seed, 'policy': {name: seed}} of replicate
+  r, all from the base seed `config.seed` (SEED_STRIDE)."""
+  offset = SEED_STRIDE * (int(config.seed) + r)
+  return {'expert': int(config.expert.seed) + offset,
+          'data': int(config.data.seed) + offset,
+          'eval': int(config.eval.seed) + offset,
+          'policy': {n: int(config[n].seed) + offset
+                     for n in policy_names(config)}}
 
-  A subclass may run another plan: it sets NAME, RUN_NAME, STAGES, PLAN and
-  EXPECTED_SECONDS and a `_<stage>` method for each stage of its own.
-  """
-  NAME = 'quickstart'
-  RUN_NAME = RUN_NAME
-  STAGES = STAGES
-  PLAN = PLAN
-  EXPECTED_SECONDS = EXPECTED_SECONDS
 
-  def __init__(self, config,
-               log: Callable[[str], None] = progress.write_line):
-    self.config = config
-    self.log = log
-    self.out = paths.resolve(config.output_dir)
-    self.expert_dir = os.path.join(self.out, 'logs-expert', self.RUN_NAME)
-    self.start = time.time()
-    if self.PLAN is PLAN:  # The quickstart's own plan, over its policies.
-      self.names = policy_names(config)
-      self.STAGES = (('expert', 'data') +  # pylint: disable=invalid-name
-                     tuple(f'{n}_train' for n in self.names) +
-                     tuple(f'{n}_eval' for n in self.names) + ('report',))
-      self.PLAN = ('expert', 'data', tuple(  # pylint: disable=invalid-name
-          (f'{n}_train', f'{n}_eval') for n in self.names), 'report')
-      self.EXPECTED_SECONDS = dict(EXPECTED_SECONDS)  # pylint: disable=invalid-name
-      # The estimates were measured on one level at 128 episodes a point.
-      levels = len(config.expert.levels.split(','))
-      episodes = int(config.eval.num_evals) / 128
-      for n in self.names:
-        for step, scale in (('train', levels), ('eval', levels * episodes)):
-          self.EXPECTED_SECONDS[f'{n}_{step}'] = scale * EXPECTED_SECONDS[
-              f'{policy_kind(n)}_{step}']
-      for stage in ('expert', 'data'):
-        self.EXPECTED_SECONDS[stage] *= levels
+def suite(config, r: int) -> dict:
+  """What makes replicate r's folder part of this suite (REPLICATE_FILE)."""
+  return {'levels': config.expert.levels,
+          'worlds_dir': config.expert.worlds_dir, 'base_seed': int(
+              config.seed), 'replicate': r}
 
-  # -- bookkeeping --------------------------------------------------------------
 
-  def _marker(self, stage):
-    return os.path.join(self.out, 'stages', f'{stage}.json')
-
-  def finished(self, stage):
-    path = self._marker(stage)
+def check_replicates(config, out: str) -> None:
+  """Raises ValueError (one line) if a replicate folder under `out` belongs
+  to another suite. Writes nothing."""
+  for r in range(int(config.replicates)):
+    path = os.path.join(out, replicate_prefix(r), REPLICATE_FILE)
     if not os.path.exists(path):
-      return None
+      continue
     with open(path) as f:
-      return json.load(f)
+      there = json.load(f)
+    diff = pipeline.first_difference(there, suite(config, r))
+    if diff:
+      raise ValueError(
+          f'{path}: replicate {r} there is of another suite ({diff}); pass '
+          'a new --output_dir, or the options that made it.')
 
-  def _inputs(self, stage):
-    """What a stage's outputs depend on that a re-run may change: the
-    report covers the policies of this run (a re-run that adds one redoes
-    it). Compared with its marker's; None for the other stages."""
-    return list(self.names) if stage == 'report' else None
 
-  def _mark(self, stage, seconds, outputs):
-    info = {'stage': stage, 'seconds': seconds, 'outputs': outputs,
-            'inputs': self._inputs(stage),
-            'finished': datetime.datetime.now().isoformat(timespec='seconds')}
-    checkpoints.atomic_write_bytes(self._marker(stage),
-                                   json.dumps(info, indent=2).encode())
+def expected_seconds(config, names) -> dict:
+  """Each stage's expected seconds in one replicate: the estimates were
+  measured on one level at 128 episodes a point."""
+  levels = len(config.expert.levels.split(','))
+  episodes = int(config.eval.num_evals) / 128
+  out = {'expert': EXPECTED_SECONDS['expert'] * levels,
+         'data': EXPECTED_SECONDS['data'] * levels,
+         'report': EXPECTED_SECONDS['report']}
+  for n in names:
+    for step, scale in (('train', levels), ('eval', levels * episodes)):
+      out[f'{n}_{step}'] = scale * EXPECTED_SECONDS[f'{policy_kind(n)}_{step}']
+  return out
 
-  def _header(self, stage):
-    with self._lock:
-      left = wall_seconds(
-          lambda s: 0 if s in self._done else self.EXPECTED_SECONDS[s],
-          self.config.parallel, self.PLAN)
-    self.log(f'[{self.NAME}] stage {self.STAGES.index(stage) + 1}/'
-             f'{len(self.STAGES)} '
-             f'{stage}: elapsed '
-             f'{cli.format_duration(time.time() - self.start)}, about '
-             f'{cli.format_duration(left)} left (estimate)')
 
-  def _stage(self, stage):
-    done = self.finished(stage)
-    if done is not None and done.get('inputs') != self._inputs(stage):
-      self.log(f'[{self.NAME}] {stage}: made from {done.get("inputs")}, '
-               f'now {self._inputs(stage)}: redoing it')
-      done = None
-    if done is not None:
-      self.log(f'[{self.NAME}] stage {self.STAGES.index(stage) + 1}/'
-               f'{len(self.STAGES)} {stage}: finished earlier '
-               f'({done["seconds"]:.0f}s), skipping')
-    else:
-      self._header(stage)
-      t0 = time.time()
-      outputs = self._run(stage)
-      self._mark(stage, time.time() - t0, outputs)
-      self.log(f'[{self.NAME}] {stage} done in '
-               f'{cli.format_duration(time.time() - t0)}')
-    with self._lock:
-      self._done.add(stage)
+def eval_config(config, name: str, seed: int):
+  """Policy `name`'s evaluation configuration: its block with the shared
+  evaluation settings (`config.eval`) and replicate seed."""
+  c = copy.deepcopy(config[f'{name}_eval'])
+  with c.unlocked():
+    for k, v in config.eval.items():
+      if k != 'methods_for':
+        c[k] = v
+    c.methods = config.eval.methods_for.get(name) or c.methods
+    c.seed = seed
+  return c
 
-  def _branches(self, branches):
-    """Runs each branch's stages in order, the branches side by side.
 
-    Every branch runs to its end (or its first error); then the first
-    error, if any, is raised. Daemon threads, so Ctrl-C stops the process;
-    a re-run resumes the interrupted stages.
-    """
-    if not self.config.parallel:
-      for branch in branches:
-        for stage in branch:
-          self._stage(stage)
-      return
-    errors = [None] * len(branches)
+def _seeded(block, seed: int):
+  c = copy.deepcopy(block)
+  with c.unlocked():
+    c.seed = seed
+  return c
 
-    def run_branch(i):
-      try:
-        for stage in branches[i]:
-          self._stage(stage)
-      except BaseException as e:  # pylint: disable=broad-except
-        errors[i] = e
 
-    threads = [threading.Thread(target=run_branch, args=(i,), daemon=True,
-                                name='+'.join(b)) for i, b in
-               enumerate(branches)]
-    for t in threads:
-      t.start()
-    for t in threads:
-      while t.is_alive():
-        t.join(0.5)
-    for e in errors:
-      if e is not None:
-        raise e
+def replicate_plan(config, out: str, r: int, run_name: str,
+                   log: Callable[[str], None]) -> list:
+  """Replicate r's steps: expert, data, then one branch per policy
+  (training, evaluation) side by side."""
+  pre = replicate_prefix(r)
+  folder = os.path.normpath(os.path.join(out, pre))
+  names = policy_names(config)
+  seeds = replicate_seeds(config, r)
+  secs = expected_seconds(config, names)
+  expert_dir = os.path.join(folder, 'logs-expert', run_name)
+  ce = _seeded(config.expert, seeds['expert'])
+  cd = _seeded(config.data, seeds['data'])
 
-  def run(self):
-    os.makedirs(self.out, exist_ok=True)
-    self._lock = threading.Lock()
-    self._done = set()
-    for step in self.PLAN:
-      if isinstance(step, str):
-        self._stage(step)
-      else:
-        self._branches(step)
-    report = (f'; report: {os.path.join(self.out, "report.md")}'
-              if 'report' in self.STAGES else '')
-    self.log(f'[{self.NAME}] all stages done in '
-             f'{cli.format_duration(time.time() - self.start)}{report}')
-    return self.out
+  steps = [
+      pipeline.Stage(pre + 'expert',
+                     lambda: stages.expert(ce, folder, run_name, log),
+                     secs['expert'], stages.settings(ce), option='expert.'),
+      pipeline.Stage(pre + 'data', lambda: stages.data(cd, expert_dir,
+                                                       folder, log),
+                     secs['data'], stages.settings(cd), option='data.')]
+  branches = []
+  for n in names:
+    kind = policy_kind(n)
+    ct = _seeded(config[n], seeds['policy'][n])
+    cv = eval_config(config, n, seeds['eval'])
+    logdir = os.path.join(folder, f'logs-{n}')
+    branches.append((
+        pipeline.Stage(
+            f'{pre}{n}_train',
+            lambda ct=ct, kind=kind, logdir=logdir: stages.bc(
+                ct, kind, expert_dir, logdir, run_name, log),
+            secs[f'{n}_train'], stages.settings(ct), option=f'{n}.'),
+        pipeline.Stage(
+            f'{pre}{n}_eval',
+            lambda cv=cv, kind=kind, n=n, logdir=logdir: stages.evaluate(
+                cv, kind, os.path.join(logdir, run_name),
+                os.path.join(folder, f'eval_{n}'),
+                os.path.join(folder, 'tb', f'{n}_eval'), n, log),
+            secs[f'{n}_eval'], stages.settings(cv), option=f'{n}_eval.')))
+  return steps + [tuple(branches)]
 
-  # -- stages -------------------------------------------------------------------
 
-  def _run(self, stage):
-    """`self._<stage>()`; <kind>_train and <kind>_eval are `_bc` and
-    `_eval` of their kind unless an instance sets them."""
-    method = getattr(self, f'_{stage}', None)
-    if method is not None:
-      return method()
-    name, _, step = stage.rpartition('_')
-    return self._bc(name) if step == 'train' else self._eval(name)
+def make_pipeline(config, name: str = 'quickstart',
+                  log: Callable[[str], None] = progress.write_line,
+                  wrap=None) -> pipeline.Pipeline:
+  """The plan: every replicate's stages, then the report. `name` is the
+  progress lines' tag and the run directories' name; `wrap(stage)` (tests)
+  replaces each stage."""
+  out = paths.resolve(config.output_dir)
+  names = policy_names(config)
+  plan = []
+  for r in range(int(config.replicates)):
+    plan += replicate_plan(config, out, r, name, log)
+  holder = {}
+  plan.append(pipeline.Stage(
+      'report', lambda: report.write(record(holder['pipe'], config, name)),
+      EXPECTED_SECONDS['report'],
+      {'policies': list(names), 'replicates': int(config.replicates)},
+      redo=True))
+  if wrap is not None:
+    plan = [wrap(s) if isinstance(s, pipeline.Stage) else
+            tuple(tuple(wrap(x) for x in b) for b in s) for s in plan]
+  pipe = pipeline.Pipeline(name, out, plan, bool(config.parallel), log)
+  holder['pipe'] = pipe
+  return pipe
 
-  def _expert(self):
-    c = self.config.expert  # An interrupted earlier attempt resumes.
-    with c.unlocked():
-      c.logdir = os.path.join(self.out, 'logs-expert')
-      c.run_name = self.RUN_NAME
-    return {'run_dir': expert_train.train(c, log=self.log)}
 
-  def _data(self):
-    c = self.config.data
-    with c.unlocked():
-      c.run_path = self.expert_dir
-    files = generate_data.generate(c, log=self.log)
-    with summary.SummaryWriter(os.path.join(self.out, 'tb', 'data')) as w:
-      for path in files:
-        with np.load(path) as d:
-          done = d['done']
-          name = os.path.basename(path)[:-4]
-          w.write(0, {f'{name}/steps': done.size,
-                      f'{name}/episodes': done.sum(),
-                      f'{name}/solve_rate': d['solved'][done].mean()
-                      if done.any() else 0.0,
-                      f'{name}/mean_length': d['length'][done].mean()
-                      if done.any() else 0.0})
-    return {'files': files}
+def record(pipe: pipeline.Pipeline, config, name: str) -> report.Record:
+  """What ran, from the finished stages' markers (not the live config)."""
+  names = policy_names(config)
+  titles = {n: config.get('labels', {}).get(n) or report.label(
+      n, policy_kind(n)) for n in names}
+  replicates = []
+  for r in range(int(config.replicates)):
+    pre = replicate_prefix(r)
+    done = {s.id[len(pre):]: pipe.finished(s.id) for s in pipe.stages
+            if s.id.startswith(pre) and '/' not in s.id[len(pre):]}
+    live = replicate_seeds(config, r)  # For markers of older rtc only.
 
-  def _bc(self, name):
-    """Behaviour cloning of policy `name` (a kind, or <kind>_<preset>)."""
-    c = self.config[name]
-    kind = policy_kind(name)
-    with c.unlocked():
-      c.run_path = self.expert_dir
-      c.logdir = os.path.join(self.out, f'logs-{name}')
-      c.run_name = self.RUN_NAME
-    return {'run_dir': train.train_and_evaluate(
-        c, registry.make_policy(kind), kind, log=self.log)}
+    def seed(stage, fallback, done=done):
+      return (done[stage].get('settings') or {}).get('seed', fallback)
 
-  def _eval(self, name):
-    c = self.config[f'{name}_eval']
-    kind = policy_kind(name)
-    with c.unlocked():
-      for k, v in self.config.eval.items():
-        if k != 'methods_for':
-          c[k] = v
-      c.methods = self.config.eval.methods_for.get(name) or c.methods
-    run_dir = os.path.join(self.out, f'logs-{name}', self.RUN_NAME)
-    path = evaluate.evaluate(c, run_dir, os.path.join(self.out,
-                                                      f'eval_{name}'),
-                             registry.make_policy(kind), kind, log=self.log)
-    rows = results.read_results(path)
-    with summary.SummaryWriter(os.path.join(self.out, 'tb',
-                                            f'{name}_eval')) as w:
-      for method, by_delay in results.summarise(rows).items():
-        for delay, (solved, _) in by_delay.items():
-          w.write(delay, {f'{name}/{method}/solve_rate': solved})
-    return {'results': path}
+    seeds = {'expert': seed('expert', live['expert']),
+             'data': seed('data', live['data']),
+             'eval': seed(f'{names[0]}_eval', live['eval']),
+             'policy': {n: seed(f'{n}_train', live['policy'][n])
+                        for n in names}}
+    replicates.append(report.Replicate(
+        index=r, seeds=seeds,
+        expert_dir=done['expert']['outputs']['run_dir'],
+        data_settings=done['data']['settings'],
+        runs={n: done[f'{n}_train']['outputs']['run_dir'] for n in names},
+        evals={n: done[f'{n}_eval']['outputs']['results'] for n in names}))
+  stage_info = tuple((s.id, pipe.finished(s.id)) for s in pipe.stages
+                     if s.id != 'report')
+  return report.Record(
+      name=name, out=pipe.out, policies=names, titles=titles,
+      replicates=tuple(replicates), stages=stage_info,
+      wall_seconds=pipe.recorded_seconds(), parallel=pipe.parallel)
 
-  def _report(self):
-    return report.write(self, policy_kind)
 
-  def wall_seconds(self, seconds_of) -> float:
-    return wall_seconds(seconds_of, self.config.parallel, self.PLAN)
+def run(config, name: str = 'quickstart',
+        log: Callable[[str], None] = progress.write_line, wrap=None) -> str:
+  """Checks, then runs every stage; returns the output directory."""
+  pipe = make_pipeline(config, name, log, wrap)
+  check_replicates(config, pipe.out)
+  pipe.check()
+  for r in range(int(config.replicates)):
+    path = os.path.join(pipe.out, replicate_prefix(r), REPLICATE_FILE)
+    if not os.path.exists(path):
+      checkpoints.atomic_write_bytes(
+          path, json.dumps(suite(config, r), indent=2).encode())
+  return pipe.run(then=f'; report: {os.path.join(pipe.out, "report.md")}')
 
 
 def _extra_flags(flag_values):
@@ -338,14 +300,17 @@ def _check(config, flag_values):
     validate.check_model(config[name].model, registry.make_policy(kind),
                          f'{name}.')
   option = '--output_dir' if flag_values.output_dir else '--config.output_dir'
-  paths.check_writable_dir(paths.resolve(config.output_dir), option)
+  out = paths.resolve(config.output_dir)
+  paths.check_writable_dir(out, option)
+  check_replicates(config, out)
+  make_pipeline(config, log=lambda _: None).check()
 
 
 BINARY = cli.Binary(
     config_file='quickstart.py',
     help='Quickstart configuration (an ml_collections config file).',
     table=validate.QUICKSTART, check=_check, extra_flags=_extra_flags,
-    work=lambda config, flag_values: Quickstart(config).run(),
+    work=lambda config, flag_values: run(config),
     lock_config=False)
 
 if __name__ == '__main__':

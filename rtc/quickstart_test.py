@@ -7,9 +7,9 @@ resumes without redoing finished rows.
 """
 
 import csv
+import json
 import os
 import tempfile
-import time
 
 from absl.testing import absltest
 
@@ -35,14 +35,13 @@ class QuickstartTest(absltest.TestCase):
     cache.enable_compilation_cache()
     cls.out = os.path.join(tempfile.mkdtemp(), 'qs')
     cls.logs = []
-    quickstart.Quickstart(_config(cls.out), log=cls.logs.append).run()
+    quickstart.run(_config(cls.out), log=cls.logs.append)
 
   def test_outputs_exist_and_are_well_formed(self):
     with open(os.path.join(self.out, 'results.csv'), newline='') as f:
       reader = csv.DictReader(f)
       rows = list(reader)
-    self.assertEqual(tuple(reader.fieldnames),
-                     sweep.COLUMNS + ('policy',))
+    self.assertEqual(tuple(reader.fieldnames), results.COMBINED_COLUMNS)
     # 2 policies x 2 methods x 2 delays (s = max(1, d)) x 1 level.
     self.assertLen(rows, 8)
     self.assertEqual({(r['policy'], r['method'], r['delay'],
@@ -52,6 +51,10 @@ class QuickstartTest(absltest.TestCase):
                       for d, s in (('0', '1'), ('2', '2'))})
     for r in rows:
       self.assertTrue(0.0 <= float(r['returned_episode_solved']) <= 1.0)
+      # Provenance: replicate 0 runs with the stage options' seeds.
+      self.assertEqual((r['replicate'], r['expert_seed'], r['eval_seed'],
+                        r['num_evals']), ('0', '0', '0', '4'))
+      self.assertEqual(r['run_dir'], f'logs-{r["policy"]}/quickstart')
     # The combined file reads like any results.csv.
     self.assertLen(results.read_results(os.path.join(self.out,
                                                      'results.csv')), 8)
@@ -70,18 +73,27 @@ class QuickstartTest(absltest.TestCase):
                'tb/dd_eval'):
       scalars = summary.read_scalars(os.path.join(self.out, tb))
       self.assertNotEmpty(scalars, tb)
-    for stage in quickstart.STAGES:
-      self.assertIsNotNone(quickstart.Quickstart(_config(self.out)).finished(
-          stage), stage)
+    pipe = quickstart.make_pipeline(_config(self.out))
+    for stage in pipe.stages:
+      self.assertIsNotNone(pipe.finished(stage.id), stage.id)
     self.assertTrue(any('left (estimate)' in l for l in self.logs))
+    # The Settings are what the stages recorded.
+    settings = report[report.index('## Settings'):]
+    for who, path in (('flow training', 'logs-flow/quickstart/config.json'),
+                      ('dd evaluation', 'eval_dd/eval_settings.json')):
+      block = settings[settings.index(f'#### {who} (`{path}`)'):]
+      block = block[block.index('```json\n') + 8:]
+      with open(os.path.join(self.out, path)) as f:
+        self.assertEqual(json.loads(block[:block.index('```')]),
+                         json.load(f))
 
   def test_rerun_skips_finished_stages(self):
     before = os.path.getmtime(os.path.join(self.out, 'eval_dd',
                                            'results.csv'))
     logs = []
-    quickstart.Quickstart(_config(self.out), log=logs.append).run()
+    quickstart.run(_config(self.out), log=logs.append)
     skipped = [l for l in logs if 'skipping' in l]
-    self.assertLen(skipped, len(quickstart.STAGES))
+    self.assertLen(skipped, 7)
     self.assertEqual(before, os.path.getmtime(
         os.path.join(self.out, 'eval_dd', 'results.csv')))
 
@@ -98,86 +110,13 @@ class QuickstartTest(absltest.TestCase):
     for stage in ('dd_eval', 'report'):
       os.remove(os.path.join(out, 'stages', f'{stage}.json'))
     logs = []
-    quickstart.Quickstart(_config(out), log=logs.append).run()
+    quickstart.run(_config(out), log=logs.append)
     self.assertLen([l for l in logs if 'skipping' in l], 5)
     self.assertTrue(any('resuming: 3 of 4' in l for l in logs), logs)
     with open(path, newline='') as f:
       again = list(csv.DictReader(f))
     self.assertEqual(again[:3], rows[:3])
     self.assertLen(again, 4)
-
-
-class _Scripted(quickstart.Quickstart):
-  """A quickstart whose stages only record their start and end."""
-
-  def __init__(self, config, events, fail=None, hold=None):
-    super().__init__(config, log=lambda _: None)
-    self.events, self.fail, self.hold = events, fail, hold
-    for stage in quickstart.STAGES:
-      setattr(self, f'_{stage}', lambda s=stage: self._fake(s))
-
-  def _fake(self, stage):
-    self.events.append(('start', stage))
-    if stage == self.hold:  # Waits (up to 10 s) for the other branch.
-      deadline = time.time() + 10
-      while ('start', 'dd_train') not in self.events and (
-          time.time() < deadline):
-        time.sleep(0.01)
-    if stage == self.fail:
-      raise RuntimeError(f'{stage} broke')
-    self.events.append(('end', stage))
-    return {}
-
-
-class PlanTest(absltest.TestCase):
-  """The stage plan, with stages that do no work."""
-
-  def _config(self, parallel):
-    c = _config(os.path.join(tempfile.mkdtemp(), 'qs'))
-    c.parallel = parallel
-    return c
-
-  def test_branches_run_side_by_side_in_order(self):
-    events = []
-    _Scripted(self._config(True), events, hold='flow_train').run()
-    order = [s for e, s in events if e == 'start']
-    self.assertEqual(order[:2], ['expert', 'data'])
-    self.assertEqual(order[-1], 'report')
-    # dd_train started while flow_train was still running.
-    self.assertLess(events.index(('start', 'dd_train')),
-                    events.index(('end', 'flow_train')))
-    for a, b in (('flow_train', 'flow_eval'), ('dd_train', 'dd_eval'),
-                 ('data', 'flow_train'), ('data', 'dd_train'),
-                 ('flow_eval', 'report'), ('dd_eval', 'report')):
-      self.assertLess(events.index(('end', a)), events.index(('start', b)))
-
-  def test_sequential_when_not_parallel(self):
-    events = []
-    _Scripted(self._config(False), events).run()
-    self.assertEqual([s for e, s in events if e == 'start'],
-                     ['expert', 'data', 'flow_train', 'flow_eval',
-                      'dd_train', 'dd_eval', 'report'])
-
-  def test_a_failing_branch_stops_the_run_after_the_other_ends(self):
-    events = []
-    c = self._config(True)
-    with self.assertRaisesRegex(RuntimeError, 'flow_train broke'):
-      _Scripted(c, events, fail='flow_train').run()
-    self.assertIn(('end', 'dd_eval'), events)  # The other branch finished.
-    self.assertNotIn(('start', 'flow_eval'), events)
-    self.assertNotIn(('start', 'report'), events)
-    # A re-run does only what is left.
-    again = []
-    _Scripted(c, again).run()
-    self.assertEqual([s for e, s in again if e == 'start'],
-                     ['flow_train', 'flow_eval', 'report'])
-
-  def test_wall_seconds(self):
-    secs = {'expert': 1, 'data': 2, 'flow_train': 3, 'flow_eval': 4,
-            'dd_train': 5, 'dd_eval': 6, 'report': 7}
-    self.assertEqual(quickstart.wall_seconds(secs.get), 1 + 2 + 11 + 7)
-    self.assertEqual(quickstart.wall_seconds(secs.get, parallel=False),
-                     28)
 
 
 if __name__ == '__main__':

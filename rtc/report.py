@@ -1,29 +1,64 @@
 """The report of a quickstart or benchmark run (rtc.quickstart's `report`).
 
-`write(runner)` reads every compared policy's `eval_<name>/results.csv`
-and writes, under the run's output directory:
+`write(record)` takes a plain `Record` of what ran (the stages' markers:
+run directories, evaluation results, seeds) and writes, under its output
+directory:
 
-* `results.csv`: every row, with a `policy` column (the policy's name);
+* `results.csv`: every replicate's rows of every policy, with the columns
+  of rtc.common.results.COMBINED_COLUMNS (policy, replicate, seeds,
+  episodes, run directory, settings hash);
 * one level: `solve_rate_vs_delay.png` (one panel per policy);
   several levels: `mean_solve_rate_vs_delay.png` (the mean over levels with
-  standard errors) and `per_level_solve_rate_vs_delay.png` (one panel per
-  policy and level);
-* `report.md`: the solve-rate tables (mean ± standard error over levels;
-  and per level when there are several), the stages' wall times and the
-  settings.
+  standard errors) and `per_level_solve_rate_vs_delay.png`;
+  several replicates: also `solve_rate_intervals.png` (means with 95%
+  intervals over replicates) and `gain_over_naive.png` (the paired gain of
+  each method over naive against delay), rtc.common.interval_plot;
+* `report.md`: the solve-rate tables (with intervals over replicates),
+  the verdict table (rtc.common.stats), the stages' wall times and the
+  settings each stage recorded: the run directories' config.json and the
+  evaluations' eval_settings.json, never the configuration of the re-run.
 """
 
 import csv
+import dataclasses
 import datetime
+import hashlib
 import io
+import json
 import os
 import platform
+from typing import Optional
 
 from rtc.common import checkpoints
-from rtc.common import cli
+from rtc.common import progress
+from rtc.common import interval_plot
 from rtc.common import registry
 from rtc.common import results
-from rtc.common import sweep
+from rtc.common import stats
+
+
+@dataclasses.dataclass(frozen=True)
+class Replicate:
+  """What one replicate ran."""
+  index: int
+  seeds: dict  # {'expert', 'data', 'eval': int, 'policy': {name: int}}.
+  expert_dir: str
+  data_settings: dict  # What the data stage recorded.
+  runs: dict  # {policy: training run directory}.
+  evals: dict  # {policy: the evaluation's results.csv}.
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+  """What ran: the input of `write`."""
+  name: str  # 'quickstart', 'benchmark'.
+  out: str
+  policies: tuple  # Names, in report order.
+  titles: dict  # {policy: table title}.
+  replicates: tuple  # Replicate, by index.
+  stages: tuple  # ((stage id, marker dict), ...) but the report's.
+  wall_seconds: float  # The stages' wall time, side by side as run.
+  parallel: bool
 
 
 def label(name: str, kind: str) -> str:
@@ -32,47 +67,99 @@ def label(name: str, kind: str) -> str:
   return registry.label(kind) + (f' ({preset})' if preset else '')
 
 
-def write_combined(path, rows):
-  buf = io.StringIO()
-  w = csv.DictWriter(buf, fieldnames=list(sweep.COLUMNS) + ['policy'])
-  w.writeheader()
-  for r in rows:
-    w.writerow({k: r[k] for k in list(sweep.COLUMNS) + ['policy']})
-  checkpoints.atomic_write_bytes(path, buf.getvalue().encode())
-
-
 def figure_names(num_levels: int) -> tuple[str, ...]:
   if num_levels == 1:
     return ('solve_rate_vs_delay.png',)
   return ('mean_solve_rate_vs_delay.png', 'per_level_solve_rate_vs_delay.png')
 
 
-def write(runner, kind_of) -> dict:
-  """Writes the outputs above for `runner` (an rtc.quickstart.Quickstart);
-  `kind_of(name)` is a policy name's registry kind. Returns their paths."""
-  out = runner.out
-  panels, combined = [], []
-  for name in runner.names:
-    rows = results.read_results(os.path.join(out, f'eval_{name}',
-                                              'results.csv'))
-    title = runner.config.get('labels', {}).get(name) or label(
-        name, kind_of(name))
-    panels.append((title, rows))
-    combined += [dict(r, policy=name) for r in rows]
+INTERVAL_FIGURES = ('solve_rate_intervals.png', 'gain_over_naive.png')
+
+
+def _read_json(path: str) -> Optional[dict]:
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def recorded(rep: Replicate, policy: str) -> dict:
+  """{part: (file shown, settings)} of one policy in one replicate: what
+  its stages recorded."""
+  expert_file = os.path.join(rep.expert_dir, 'config.json')
+  train_file = os.path.join(rep.runs[policy], 'config.json')
+  eval_file = os.path.join(os.path.dirname(rep.evals[policy]),
+                           'eval_settings.json')
+  return {'expert': (expert_file, _read_json(expert_file)),
+          'data': ('data stage marker', rep.data_settings),
+          'training': (train_file, _read_json(train_file)),
+          'evaluation': (eval_file, _read_json(eval_file))}
+
+
+def settings_hash(settings: dict) -> str:
+  """A short hash of the recorded settings that produced a row."""
+  text = json.dumps({k: v for k, (_, v) in settings.items()}, sort_keys=True)
+  return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def combined_rows(record: Record) -> list[dict]:
+  """Every replicate's rows of every policy, with their provenance."""
+  out = []
+  for rep in record.replicates:
+    for name in record.policies:
+      settings = recorded(rep, name)
+      evals = settings['evaluation'][1] or {}
+      extra = {'policy': name, 'replicate': rep.index,
+               'expert_seed': rep.seeds['expert'],
+               'data_seed': rep.seeds['data'],
+               'policy_seed': rep.seeds['policy'][name],
+               'eval_seed': evals.get('seed', rep.seeds['eval']),
+               'num_evals': evals.get('num_evals', ''),
+               'run_dir': os.path.relpath(rep.runs[name], record.out),
+               'settings_hash': settings_hash(settings)}
+      out += [dict(r, **extra) for r in results.read_results(rep.evals[name])]
+  return out
+
+
+def write_combined(path, rows):
+  buf = io.StringIO()
+  w = csv.DictWriter(buf, fieldnames=results.COMBINED_COLUMNS)
+  w.writeheader()
+  for r in rows:
+    w.writerow({k: r.get(k, '') for k in results.COMBINED_COLUMNS})
+  checkpoints.atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def write(record: Record) -> dict:
+  """Writes the outputs above; returns their paths."""
+  out = record.out
+  combined = combined_rows(record)
   csv_path = os.path.join(out, 'results.csv')
   write_combined(csv_path, combined)
+  panels = [(record.titles[n], [r for r in combined if r['policy'] == n])
+            for n in record.policies]
   levels = sorted({r['level'] for r in combined})
-  num_evals = int(runner.config.eval.num_evals)
+  num_evals = _num_evals(combined)
   figures = figure_names(len(levels))
   pngs = [results.plot(panels, os.path.join(out, figures[0]),
                        num_evals=num_evals)]
   if len(levels) > 1:
     pngs.append(results.plot(panels, os.path.join(out, figures[1]),
                              per_level=True, num_evals=num_evals))
+  if len(record.replicates) > 1:
+    figures += INTERVAL_FIGURES
+    pngs += interval_plot.plot_all(combined, record.titles,
+                                   [os.path.join(out, f)
+                                    for f in INTERVAL_FIGURES])
   path = os.path.join(out, 'report.md')
   checkpoints.atomic_write_bytes(
-      path, text(runner, panels, levels, figures).encode())
+      path, text(record, combined, panels, levels, figures).encode())
   return {'results': csv_path, 'plots': pngs, 'report': path}
+
+
+def _num_evals(rows) -> Optional[int]:
+  found = {r.get('num_evals') for r in rows} - {None, ''}
+  return found.pop() if len(found) == 1 else None
 
 
 def _level(column: str) -> str:
@@ -81,61 +168,158 @@ def _level(column: str) -> str:
   return name[:-len('.json')] if name.endswith('.json') else name
 
 
-def tables(panels, levels, num_evals: int) -> list[str]:
-  """Markdown: per policy, the mean table with standard errors, then (with
-  several levels) one row per level and method."""
+def horizon_text(rows) -> str:
+  """The execution horizons the rows ran, in words."""
+  pairs = sorted({(r['delay'], r['execute_horizon']) for r in rows})
+  if all(s == max(1, d) for d, s in pairs):
+    return 'Execution horizon s = max(1, d)'
+  by_delay = {}
+  for d, s in pairs:
+    by_delay.setdefault(d, []).append(s)
+  if all(len(v) == 1 for v in by_delay.values()):
+    return 'Execution horizon ' + ', '.join(
+        f's = {v[0]} at d = {d}' for d, v in by_delay.items())
+  return ('Execution horizons ' + '; '.join(
+      f'd = {d}: s in {{{", ".join(map(str, v))}}}'
+      for d, v in by_delay.items()) + ' (each point at its best s)')
+
+
+def interval_table(by_method: dict) -> str:
+  """Methods as rows, delays as columns: 'mean [lo, hi] ± episode SE'."""
+  delays = sorted({d for v in by_method.values() for d in v})
+  lines = ['| method | ' + ' | '.join(f'd={d}' for d in delays) + ' |',
+           '|---|' + '---|' * len(delays)]
+  for method, by_delay in by_method.items():
+    cells = [f'{stats.format_interval(by_delay[d])} ± '
+             f'{by_delay[d].episode_se:.3f}' if d in by_delay else ''
+             for d in delays]
+    lines.append(f'| {method} | ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
+def tables(panels, levels, num_evals, names) -> list[str]:
+  """Markdown: per policy, the mean table (one replicate: ± standard
+  error; several: [95% interval] ± standard error), then (with several
+  levels) one row per level and method."""
   lines = []
-  for title, rows in panels:
-    summary = results.summarise(rows)
-    errors = results.standard_errors(rows, summary, num_evals)
-    lines += [f'### {title}', '',
-              results.markdown_table(summary, errors=errors), '']
+  for name, (title, rows) in zip(names, panels):
+    if len({r['replicate'] for r in rows}) > 1:
+      table = interval_table(stats.estimates(rows, num_evals)[name])
+    else:
+      summary = results.summarise(rows)
+      table = results.markdown_table(
+          summary, errors=results.standard_errors(rows, summary, num_evals))
+    lines += [f'### {title}', '', table, '']
     if len(levels) > 1:
       per = {}
       for lv in levels:
         for method, by_delay in results.summarise(rows, level=lv).items():
           per[f'{_level(lv)} {method}'] = by_delay
-      lines += ['Per level:', '',
+      lines += ['Per level (mean over replicates):', '',
                 results.markdown_table(per, title='level, method'), '']
   return lines
 
 
-def text(runner, panels, levels, figures) -> str:
-  c = runner.config
-  num_evals = int(c.eval.num_evals)
+def verdict_table(rows) -> list[str]:
+  lines = ['| comparison | d | difference [95% interval] | verdict |',
+           '|---|---|---|---|']
+  for c in stats.comparisons(rows):
+    lines.append(f'| {c.label} | {c.delay} | '
+                 f'{stats.format_interval(c.difference, signed=True)} | '
+                 f'{c.difference.verdict} |')
+  return lines
+
+
+def _flat(d, prefix=''):
+  out = {}
+  for k, v in (d or {}).items():
+    if isinstance(v, dict):
+      out.update(_flat(v, f'{prefix}{k}.'))
+    else:
+      out[f'{prefix}{k}'] = v
+  return out
+
+
+def settings_lines(record: Record) -> list[str]:
+  """Replicate 0's recorded settings in full; later replicates' settings
+  where they differ from replicate 0's."""
+  lines = ['## Settings', '', 'As each stage recorded them when it ran '
+           '(not the configuration of a re-run).', '']
+  first = record.replicates[0]
+  shown = set()
+  for name in record.policies:
+    for part, (path, value) in recorded(first, name).items():
+      if (part, path) in shown:
+        continue
+      shown.add((part, path))
+      where = (os.path.relpath(path, record.out) if os.path.isabs(path)
+               else path)
+      who = part if part in ('expert', 'data') else f'{name} {part}'
+      lines += [f'#### {who} (`{where}`)', '', '```json',
+                json.dumps(value, indent=2, sort_keys=True), '```', '']
+  for rep in record.replicates[1:]:
+    lines += [f'### Replicate {rep.index}: what differs from replicate 0',
+              '']
+    for name in record.policies:
+      mine, base = recorded(rep, name), recorded(first, name)
+      for part in mine:
+        a, b = _flat(base[part][1]), _flat(mine[part][1])
+        diffs = [f'{k}: {b.get(k)!r} (replicate 0: {a.get(k)!r})'
+                 for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        if diffs:
+          lines.append(f'* {name} {part}: ' + '; '.join(diffs))
+    lines.append('')
+  return lines
+
+
+def text(record: Record, rows, panels, levels, figures) -> str:
+  num_evals = _num_evals(rows)
+  episodes = num_evals if num_evals is not None else ', '.join(
+      str(n) for n in sorted({r.get('num_evals') for r in rows} - {None, ''}))
   where = (f'level `{_level(levels[0])}`' if len(levels) == 1 else
            f'mean over {len(levels)} levels ('
            + ', '.join(f'`{_level(lv)}`' for lv in levels) + ')')
+  reps = len(record.replicates)
+  spread = ('± is the standard error of the episode sampling '
+            '(rtc.common.results.standard_errors); it does not cover other '
+            'experts, data or training seeds.' if reps == 1 else
+            f'Each cell is the mean over levels and {reps} replicates '
+            '(each its own experts, data, policy initialisation and '
+            'evaluation seed) with its 95% interval over replicates '
+            f'(Student t, {reps - 1} degrees of freedom, on the '
+            'per-replicate level means) and, after ±, the standard error '
+            'of episode sampling alone (docs/benchmark.md).')
   lines = [
-      f'# rtc {runner.NAME} report', '',
+      f'# rtc {record.name} report', '',
       f'Date: {datetime.date.today().isoformat()}; machine: '
       f'{platform.machine()}, {os.cpu_count()} CPU cores, '
       f'{platform.python_implementation()} {platform.python_version()}.',
-      '',
-      '## Solve rate by method and inference delay',
-      f'Execution horizon s = max(1, d); {num_evals} evaluation episodes per '
-      f'point and level; {where}. ± is the standard error of the episode '
-      'sampling (rtc.common.results.standard_errors); it does not cover '
-      'other experts, data or training seeds.', '']
-  lines += tables(panels, levels, num_evals)
-  lines += [f'![solve rate vs delay]({f})' for f in figures]
+      '', '## Solve rate by method and inference delay',
+      f'{horizon_text(rows)}; {episodes} evaluation episodes per point and '
+      f'level; {where}; {reps} replicate(s). {spread}', '']
+  lines += tables(panels, levels, num_evals, record.policies)
+  alt = {'solve_rate_intervals.png': 'means with 95% intervals',
+         'gain_over_naive.png': 'paired gain over naive'}
+  lines += [f'![{alt.get(f, "solve rate vs delay")}]({f})' for f in figures]
+  lines += ['', '## Verdicts', '',
+            'Paired within replicate: each method minus naive in a policy, '
+            'each policy minus flow for the same method; "better" / "worse" '
+            'when the 95% interval excludes 0, else "no detectable '
+            'difference" (one replicate: no interval).', '']
+  lines += verdict_table(rows)
   lines += ['', '## Stages', '', '| stage | wall time | outputs |',
             '|---|---|---|']
-  for stage in runner.STAGES[:-1]:
-    info = runner.finished(stage) or {}
+  for stage, info in record.stages:
+    info = info or {}
     outs = ', '.join(
-        os.path.relpath(v, runner.out) if isinstance(v, str) else
+        os.path.relpath(v, record.out) if isinstance(v, str) else
         f'{len(v)} file(s)' for v in info.get('outputs', {}).values())
     lines.append(f'| {stage} | '
-                 f'{cli.format_duration(info.get("seconds", 0))} | '
+                 f'{progress.format_duration(info.get("seconds", 0))} | '
                  f'{outs} |')
-  total = runner.wall_seconds(
-      lambda s: (runner.finished(s) or {}).get('seconds', 0)
-      if s != 'report' else 0)
-  together = ('policies side by side' if c.parallel else
+  together = ('policies side by side' if record.parallel else
               'one stage after another')
-  lines += [f'| total | {cli.format_duration(total)} | wall time, '
-            f'{together} |',
-            '', '## Settings', '', '```',
-            c.to_json_best_effort(indent=2, sort_keys=True), '```', '']
+  lines += [f'| total | {progress.format_duration(record.wall_seconds)} | wall '
+            f'time, {together} |', '']
+  lines += settings_lines(record)
   return '\n'.join(lines)

@@ -21,7 +21,7 @@ together), the update at which they first reach the threshold, the three
 flow solve rates, the drop d = 0 -> 4 and whether the level qualifies for
 the CPU suite (expert >= threshold, naive drops by >= `--min_drop`).
 
-Every stage of every class resumes (rtc.quickstart's stage markers under
+Every stage of every class resumes (rtc.pipeline's stage markers under
 `<output_dir>/<class>/stages/`); progress lines carry the time left.
 """
 
@@ -33,13 +33,15 @@ import time
 from absl import flags
 
 from configs import quickstart as quickstart_config
-from rtc import quickstart
+from rtc import pipeline
+from rtc import stages
 from rtc.common import cache
 from rtc.common import checkpoints
 from rtc.common import cli
 from rtc.common import envs
 from rtc.common import evaluate
 from rtc.common import paths
+from rtc.common import progress
 from rtc.common import registry
 from rtc.common import results
 from rtc.expert import store
@@ -76,21 +78,35 @@ def expert_curve(run_dir: str, level_id: str, num_seeds: int) -> dict:
           if len(v) == num_seeds}
 
 
-class SizeClass(quickstart.Quickstart):
-  """The survey's stages on the levels of one size class."""
-  NAME = 'survey'
-  RUN_NAME = 'survey'
-  STAGES = ('expert', 'data', 'flow_train', 'flow_eval')
-  PLAN = STAGES
+class SizeClass:
+  """The survey's plan (rtc.pipeline) on the levels of one size class."""
+  NAME = 'survey'  # Progress lines' tag and the run directories' name.
 
   def __init__(self, config, threshold: float, log=print):
-    super().__init__(config, log=log)
-    self.threshold = threshold
+    self.config, self.threshold, self.log = config, threshold, log
+    self.out = paths.resolve(config.output_dir)
+    self.expert_dir = os.path.join(self.out, 'logs-expert', self.NAME)
     n = len(envs.parse_levels(config.expert.levels))
     # Rough 2-core CPU seconds per stage for n levels (time-left lines).
     updates = int(config.expert.num_updates) / 50  # The preset's: 50.
-    self.EXPECTED_SECONDS = {'expert': 60 * n * updates, 'data': 25 * n,  # pylint: disable=invalid-name
-                             'flow_train': 60 * n, 'flow_eval': 30 * n}
+    c = config
+    eval_settings = stages.settings(c.flow_eval)
+    eval_settings.update(c.eval.to_dict(), points=POINTS)
+    self.pipeline = pipeline.Pipeline(self.NAME, self.out, (
+        pipeline.Stage('expert', self._expert, 60 * n * updates,
+                       stages.settings(c.expert)),
+        pipeline.Stage('data', self._data, 25 * n,
+                       dict(stages.settings(c.data), threshold=threshold)),
+        pipeline.Stage('flow_train', self._flow_train, 60 * n,
+                       stages.settings(c.flow)),
+        pipeline.Stage('flow_eval', self._flow_eval, 30 * n, eval_settings),
+    ), parallel=False, log=log)
+
+  def finished(self, stage: str):
+    return self.pipeline.finished(stage)
+
+  def run(self) -> str:
+    return self.pipeline.run()
 
   def curves(self) -> dict:
     return {lv: expert_curve(self.expert_dir, lv,
@@ -101,6 +117,9 @@ class SizeClass(quickstart.Quickstart):
     return [lv for lv, curve in self.curves().items()
             if curve and curve[max(curve)] >= self.threshold]
 
+  def _expert(self):
+    return stages.expert(self.config.expert, self.out, self.NAME, self.log)
+
   def _data(self):
     good = self.good_levels()
     if not good:
@@ -109,14 +128,16 @@ class SizeClass(quickstart.Quickstart):
       return {'files': []}
     with self.config.data.unlocked():
       self.config.data.levels = ','.join(good)
-    return super()._data()
+    return stages.data(self.config.data, self.expert_dir, self.out, self.log)
 
   def _flow_train(self):
     if not self.finished('data')['outputs']['files']:
       return {}
     with self.config.flow.unlocked():
       self.config.flow.levels = ','.join(self.good_levels())
-    return self._bc('flow')
+    return stages.bc(self.config.flow, 'flow', self.expert_dir,
+                     os.path.join(self.out, 'logs-flow'), self.NAME,
+                     self.log)
 
   def _flow_eval(self):
     if not self.finished('flow_train')['outputs']:
@@ -125,7 +146,7 @@ class SizeClass(quickstart.Quickstart):
     with c.unlocked():
       for k, v in self.config.eval.items():
         c[k] = v
-    run_dir = os.path.join(self.out, 'logs-flow', self.RUN_NAME)
+    run_dir = os.path.join(self.out, 'logs-flow', self.NAME)
     out = os.path.join(self.out, 'eval_flow')
     path = None
     for method in sorted({m for m, _ in POINTS}):
@@ -187,7 +208,7 @@ def survey(classes: dict, output_dir: str, threshold: float,
   rows = []
   for i, (name, level_ids) in enumerate(classes.items()):
     log(f'[survey] class {i + 1}/{len(classes)} {name}: {len(level_ids)} '
-        f'level(s), elapsed {cli.format_duration(time.time() - t0)}')
+        f'level(s), elapsed {progress.format_duration(time.time() - t0)}')
     config = quickstart_config.get_config(preset)
     config.output_dir = os.path.join(out, name)
     config.expert.levels = ','.join(level_ids)

@@ -30,7 +30,6 @@ from ml_collections import config_flags
 
 from rtc.common import cache
 from rtc.common import config_util
-from rtc.common import progress
 from rtc.common import quiet
 from rtc.common import validate
 
@@ -178,7 +177,3 @@ def run(target) -> None:
 
   app.run(wrapped, flags_parser=parser)
 
-
-# Moved to rtc.common.progress; kept here for existing callers.
-format_duration = progress.format_duration
-Progress = progress.Progress

@@ -21,6 +21,25 @@ import numpy as np
 from rtc.common import sweep
 
 METHOD_ORDER = ('naive', 'realtime', 'bid', 'hard_masking', 'training_time')
+# The combined results.csv of a quickstart or benchmark (rtc.report): every
+# row says which policy and replicate it is, the seeds of that replicate's
+# stages, its episodes per point, its training run directory and a short
+# hash of the settings that produced it. A file without `replicate` (older
+# rtc) reads as replicate 0.
+PROVENANCE = ('replicate', 'expert_seed', 'data_seed', 'policy_seed',
+              'eval_seed', 'num_evals', 'run_dir', 'settings_hash')
+COMBINED_COLUMNS = sweep.COLUMNS + ('policy',) + PROVENANCE
+_INTEGERS = ('replicate', 'expert_seed', 'data_seed', 'policy_seed',
+             'eval_seed', 'num_evals')
+
+
+def _provenance(r: dict) -> dict:
+  """The combined file's extra columns of a row (those present)."""
+  out = {'replicate': 0}
+  for k in PROVENANCE:
+    if r.get(k) not in (None, ''):
+      out[k] = int(float(r[k])) if k in _INTEGERS else r[k]
+  return out
 
 
 def read_results(path: str) -> list[dict]:
@@ -42,7 +61,8 @@ def read_results(path: str) -> list[dict]:
             'execute_horizon': int(float(r['execute_horizon'])),
             **{k: float(r[k]) for k in sweep.METRICS},
             # The quickstart's combined file says which policy a row is.
-            **({'policy': r['policy']} if r.get('policy') else {})})
+            **({'policy': r['policy']} if r.get('policy') else {}),
+            **_provenance(r)})
       except (TypeError, ValueError):
         raise ValueError(f'{path}: row {i + 2} is malformed ({r}).') from None
   if not rows:

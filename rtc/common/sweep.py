@@ -28,7 +28,7 @@ import jax
 import numpy as np
 
 from rtc.common import checkpoints
-from rtc.common import cli
+from rtc.common import progress
 from rtc.common import distributed
 from rtc.common import envs
 from rtc.common import rollout
@@ -218,7 +218,7 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
   keys = jax.random.split(jax.random.key(spec.seed), len(levels))
   keys_p = shard.pad(jax.random.key_data(keys))
   states_p = shard.pad(levels.states)
-  progress = cli.Progress(len(todo), 'points', label)
+  progress = progress.Progress(len(todo), 'points', label)
   evaluators = {}
   for n, (method, d, s) in enumerate(todo):
     rollout.check_delay_horizon(d, s, policy.chunk_size)

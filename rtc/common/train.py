@@ -42,11 +42,11 @@ import numpy as np
 import optax
 
 from rtc.common import checkpoints
-from rtc.common import cli
 from rtc.common import data as data_lib
 from rtc.common import distributed
 from rtc.common import options
 from rtc.common import paths
+from rtc.common import progress
 from rtc.common import sharding
 from rtc.common import summary
 
@@ -313,7 +313,7 @@ class _Loop:
     steps = self.batcher.steps_per_epoch
     self.writer = (summary.SummaryWriter(os.path.join(self.run_dir, 'tb'))
                    if distributed.is_main() else summary.NullWriter())
-    self.progress = cli.Progress(self.num_epochs * steps, 'steps',
+    self.progress = progress.Progress(self.num_epochs * steps, 'steps',
                                  f'{self.kind} train', initial=state.step)
     self.log(f'[{self.kind} train] {len(self.names)} level(s): '
              f'{", ".join(self.names)}; {steps} steps/epoch x '

@@ -130,6 +130,8 @@ DATA = {
 # configs/quickstart.py: every stage's configuration, and the evaluation
 # settings it gives both sweeps.
 QUICKSTART = {
+    'replicates': COUNT,
+    'seed': SEED,
     'expert': EXPERT,
     'data': DATA,
     'flow': BC_TRAIN,

@@ -65,6 +65,7 @@ from rtc.common import checkpoints
 from rtc.common import cli
 from rtc.common import distributed
 from rtc.common import paths
+from rtc.common import progress
 from rtc.common import sharding
 from rtc.common import summary
 from rtc.common import validate
@@ -238,7 +239,7 @@ def _train(config, log: Callable[[str], None]) -> str:
       units = [(s, l) for s in range(num_seeds) for l in group]
       done_steps += (min(_saved_update(run_dir, units), num_updates)
                      * steps_per_update * len(units))
-  progress = cli.Progress(total, 'env steps', 'expert train',
+  progress = progress.Progress(total, 'env steps', 'expert train',
                           initial=done_steps)
   log(f'[expert train] {len(levels)} level(s) x {num_seeds} seed(s): '
       f'{", ".join(names)}; {num_updates} updates of {settings.num_envs} '
