@@ -229,10 +229,13 @@ def with_ratios(rows: list[dict]) -> list[dict]:
         ref = q['median_s']
         break
     own = median(r['policy'], r['sampling'], r['batch'])
-    out.append(dict(
-        r, ratio_to_flow_naive='' if ref is None else r['median_s'] / ref,
-        ratio_to_own_naive='' if own is None else r['median_s'] / own))
+    out.append(dict(r, ratio_to_flow_naive=_ratio(r['median_s'], ref),
+                    ratio_to_own_naive=_ratio(r['median_s'], own)))
   return out
+
+
+def _ratio(a, b):
+  return a / b if b is not None and b > 0 else ''
 
 
 def write_csv(path: str, rows: list[dict], header: Optional[str] = None):
