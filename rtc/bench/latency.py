@@ -10,7 +10,10 @@ latency does not depend on the weights) and/or `--run_paths` (training run
 directories, `[NAME=]PATH`, named by rtc.common.cost.policy_name unless
 NAME is given; their model options from config.json). Each policy is timed
 as configured and with every other value of the sampling options of
-rtc.common.cost.SAMPLING_OPTIONS it has (e.g. DD's early_start).
+rtc.common.cost.SAMPLING_OPTIONS it has (e.g. DD's early_start). A policy
+without model.simulated_delay gets `training_time` from a twin with
+`--simulated_delay` (the twin's other methods cost the same, so only
+training_time is timed there).
 
 For each batch size of `--batch_sizes`, every (policy, sampling, method)
 chunk is compiled, then timed `--repeats` times in interleaved rounds
@@ -58,6 +61,9 @@ flags.DEFINE_integer('delay', 2, 'Inference delay d of the timed chunk.')
 flags.DEFINE_integer('execute_horizon', 0, 'Execution horizon s (0: '
                      'max(1, d)).')
 flags.DEFINE_integer('n_samples', 16, 'BID samples per chunk.')
+flags.DEFINE_integer('simulated_delay', 4, 'model.simulated_delay of the '
+                     'twins that time training_time for policies without '
+                     'one (0: skip them).')
 flags.DEFINE_integer('obs_dim', OBS_DIM, 'Observation size of the presets.')
 flags.DEFINE_integer('action_dim', 6, 'Action size of the presets.')
 flags.DEFINE_string('output', 'latency.csv', 'The CSV to write (its '
@@ -84,6 +90,7 @@ def check_flags():
   """The flags' ranges; ValueError (one line) before any work."""
   for name, lo in (('repeats', MIN_REPEATS), ('num_steps', 1),
                    ('delay', 0), ('execute_horizon', 0), ('n_samples', 1),
+                   ('simulated_delay', 0),
                    ('obs_dim', 1), ('action_dim', 1)):
     if getattr(FLAGS, name) < lo:
       raise ValueError(f'--{name} must be >= {lo}, got '
@@ -156,17 +163,25 @@ def subjects_for(policies):
     raise ValueError(f'Two policies are named {dup[0]!r}: name them, '
                      '--run_paths=NAME=PATH.')
   out = []
+  twin = 'training_time' in FLAGS.methods and FLAGS.simulated_delay > 0
   for name, kind, model, obs_dim, action_dim in policies:
     for override in cost.sampling_variants(model):
-      policy = registry.make_policy(kind)(dict(model, **override), obs_dim,
-                                          action_dim)
-      out.append(latency.Subject(name, kind, policy,
-                                 jax.jit(policy.init)(jax.random.key(0))))
+      models = [(dict(model, **override), ())]
+      if twin and model.get('simulated_delay') is None:
+        models.append((dict(model, **override,
+                            simulated_delay=FLAGS.simulated_delay),
+                       ('training_time',)))
+      for options, only in models:
+        policy = registry.make_policy(kind)(options, obs_dim, action_dim)
+        out.append(latency.Subject(name, kind, policy,
+                                   jax.jit(policy.init)(jax.random.key(0)),
+                                   only=only))
   return out
 
 
 def check_subjects(subjects):
-  refs = [s for s in subjects if s.kind == cost.REFERENCE_KIND]
+  refs = [s for s in subjects if s.kind == cost.REFERENCE_KIND and
+          not s.only]
   if not refs:
     raise ValueError('No flow policy to be the reference: add flow to '
                      '--presets or a flow run to --run_paths.')

@@ -32,6 +32,8 @@ class FlagsTest(parameterized.TestCase):
       ('batch_zero', dict(batch_sizes=['0']),
        r'^--batch_sizes must be >= 1, got 0\.$'),
       ('num_steps', dict(num_steps=0), r'^--num_steps must be >= 1'),
+      ('simulated_delay', dict(simulated_delay=-1),
+       r'^--simulated_delay must be >= 0'),
       ('negative_delay', dict(delay=-1), r'^--delay must be >= 0'),
       ('unknown_preset', dict(presets=['dd_x']),
        r"^--presets: unknown policy 'dd_x'"),
@@ -46,10 +48,16 @@ class FlagsTest(parameterized.TestCase):
     with flagsaver.flagsaver(quickstart_preset='variants,test', obs_dim=8):
       policies = latency.preset_policies(['flow', 'dd'])
       subjects = latency.subjects_for(policies)
-      # Masked DD as configured (early start off), then with it on.
-      self.assertEqual([(s.name, s.sampling) for s in subjects],
-                       [('flow', ''), ('dd', 'early_start=False'),
-                        ('dd', 'early_start=True')])
+      # Masked DD as configured (early start off), then with it on; each
+      # with a simulated-delay twin for training_time alone.
+      self.assertEqual(
+          [(s.name, s.sampling, s.only, s.policy.config.simulated_delay)
+           for s in subjects],
+          [('flow', '', (), None), ('flow', '', ('training_time',), 4),
+           ('dd', 'early_start=False', (), None),
+           ('dd', 'early_start=False', ('training_time',), 4),
+           ('dd', 'early_start=True', (), None),
+           ('dd', 'early_start=True', ('training_time',), 4)])
       self.assertEqual(latency.check_subjects(subjects), ('flow', 2, 2))
       with flagsaver.flagsaver(delay=5):
         with self.assertRaisesRegex(ValueError, r'--delay must be in \[0, '
@@ -60,7 +68,7 @@ class FlagsTest(parameterized.TestCase):
                                     r'in \[max\(1, d\), H - d\] = \[3, 5\]'):
           latency.check_subjects(subjects)
       with self.assertRaisesRegex(ValueError, 'No flow policy'):
-        latency.check_subjects(subjects[1:])
+        latency.check_subjects(subjects[2:])
       with self.assertRaisesRegex(ValueError, "Two policies are named 'dd'"):
         latency.subjects_for(policies[1:] * 2)
 
