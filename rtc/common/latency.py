@@ -23,6 +23,8 @@ import numpy as np
 
 from rtc.common import backbone
 from rtc.common import cost
+from rtc.common import distributed
+from rtc.common import paths
 from rtc.common import registry
 from rtc.common import rollout
 
@@ -172,14 +174,13 @@ class EvalCosts:
   Made before anything is written: reads and checks `--config.latency_csv`
   (or, when resuming, the `latency.csv` an earlier measurement left in the
   output directory). `ratios()` then returns them, measuring first (and
-  writing `<output_dir>/latency.csv`) when there is no file.
+  writing `<output_dir>/latency.csv`) when there is no file. The options
+  were checked by rtc.common.cost.check_options.
   """
 
   def __init__(self, config, output_dir: str, run_dir: str, kind: str,
                policy, model: dict, methods: Sequence[rollout.Method],
                num_steps: int):
-    from rtc.common import paths  # pylint: disable=g-import-not-at-top
-    cost.check_options(config)
     self.kind, self.policy, self.model = kind, policy, model
     self.methods, self.num_steps = list(methods), num_steps
     self.name = config.latency_policy or cost.policy_name(run_dir)
@@ -215,7 +216,6 @@ class EvalCosts:
       self._ratios = cost.ratios(rows, 'the measurement', self.name,
                                  self.sampling, [m.name for m in self.methods],
                                  self.batch)
-      from rtc.common import distributed  # pylint: disable=g-import-not-at-top
       if distributed.is_main():
         cost.write_csv(self.measured, rows)
     log('[latency] ratios to flow naive: ' + ', '.join(
