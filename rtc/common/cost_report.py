@@ -12,6 +12,7 @@ The input is result rows of cost-adjusted sweeps (rtc.common.sweep with
 
   table = cost_report.markdown_table(rows)     # a Markdown table
   cost_report.plot(rows, 'cost_adjusted.png')  # a PNG
+  md, png = cost_report.write(rows, out_dir)   # both, into out_dir
 
 Each cell is the solve rate averaged over levels. Rows with a `replicate`
 column (several replicates of the whole benchmark) give the mean over
@@ -25,6 +26,7 @@ import math
 import os
 from typing import Optional
 
+from rtc.common import checkpoints
 from rtc.common import cost
 
 # Two-sided 95% Student t quantiles by degrees of freedom (1..30); beyond,
@@ -183,3 +185,11 @@ def plot(rows, output: str, title: str = '') -> str:
   plt.close(fig)
   os.replace(tmp, output)
   return output
+
+
+def write(rows, output_dir: str, name: str = 'cost_adjusted') -> tuple:
+  """Writes `<name>.md` (the table) and `<name>.png` (the plot) into
+  `output_dir` atomically; returns their paths."""
+  md = os.path.join(output_dir, f'{name}.md')
+  checkpoints.atomic_write_bytes(md, (markdown_table(rows) + '\n').encode())
+  return md, plot(rows, os.path.join(output_dir, f'{name}.png'))

@@ -282,9 +282,14 @@ class ReportTest(absltest.TestCase):
     rows = cost_report.read_rows(path, policy='flow', replicate='r0')
     self.assertEqual({(r['policy'], r['replicate']) for r in rows},
                      {('flow', 'r0')})
-    png = cost_report.plot(rows, os.path.join(root, 'out', 'cost.png'))
+    md, png = cost_report.write(rows, os.path.join(root, 'out'))
     with open(png, 'rb') as fh:
       self.assertEqual(fh.read(8), b'\x89PNG\r\n\x1a\n')
+    with open(md) as fh:
+      self.assertIn('| flow naive | 0.70 | 1.000 (d=0) | 0.500 (d=1) |',
+                    fh.read())
+    self.assertEqual(sorted(os.listdir(os.path.join(root, 'out'))),
+                     ['cost_adjusted.md', 'cost_adjusted.png'])
     with self.assertRaisesRegex(ValueError, 'not written by a sweep with'):
       old = os.path.join(root, 'old.csv')
       with open(old, 'w') as fh:
