@@ -151,14 +151,14 @@ def _evaluate(config, run_path, output_dir, make_policy, kind, log):
     settings['cost_adjusted'] = costs.settings
   check_settings(output_dir, settings)
   if costs is not None:
-    spec.ratios = costs.ratios(jax_first_level(params), log)
+    spec.ratios = costs.ratios(first_level(params), log)
   log(f'[{kind} eval] {run_dir} epoch {epoch}, {len(levels)} level(s), '
       f'{config.num_evals} episodes per point -> {output_dir}')
   return sweep.run_sweep(policy, levels, params, spec, output_dir,
                          weak_params=weak, label=f'{kind} eval', log=log)
 
 
-def jax_first_level(params):
+def first_level(params):
   """The first level's slice of stacked [L, ...] parameters."""
   import jax  # pylint: disable=g-import-not-at-top
   return jax.tree.map(lambda x: x[0], params)
