@@ -120,6 +120,21 @@ def sweep(num_evals: int, max_guidance_weight: float,
   # the last substep, a NaN state does not end the episode;
   # docs/kinetix_engine.md). False: kinetix-env 3.0.2's scoring.
   c.legacy_episode_end = False
+  # Cost-adjusted sweep (docs/cost_adjusted.md): `delays` are d0, flow
+  # naive's delay; each method runs at d = round(d0 * its latency / flow
+  # naive's latency), capped at H/2, with s = max(1, d).
+  c.cost_adjusted = False
+  # Latency CSV of the modelled hardware (`bazel run //rtc/bench:latency`,
+  # e.g. docs/latency_cpu.csv); '' = measure on this device.
+  c.latency_csv = ''
+  # Without latency_csv: time this policy and a flow reference here first
+  # (False and no latency_csv with cost_adjusted is an error).
+  c.measure_latency = True
+  # This policy's name in the latency CSV ('' = from the run directory:
+  # logs-<name>/<run> -> <name>, else the directory's name).
+  c.latency_policy = ''
+  # The batch size whose latencies are used (1 = one robot).
+  c.latency_batch = 1
   # Model options, used only for directories without config.json (written
   # by the earlier implementation).
   c.model = model_config

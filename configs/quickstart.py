@@ -120,6 +120,13 @@ def get_config(preset: str = ''):
   c.eval.num_evals = 128
   c.eval.num_flow_steps = 5
   c.eval.seed = 0
+  # The cost-adjusted comparison (configs/common.py: sweep; docs/
+  # cost_adjusted.md), e.g. --config.eval.cost_adjusted=True
+  # --config.eval.latency_csv=docs/latency_cpu.csv.
+  c.eval.cost_adjusted = False
+  c.eval.latency_csv = ''
+  c.eval.measure_latency = True
+  c.eval.latency_batch = 1
   # Methods of one policy when not eval.methods: {name: 'naive,...'}.
   c.eval.methods_for = config_dict.ConfigDict(
       {n: VARIANT_METHODS for n in names if n in VARIANTS})

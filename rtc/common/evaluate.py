@@ -14,6 +14,9 @@ change results (run, epoch, episodes, steps, seed, methods' parameters,
 model) are kept in `<output_dir>/eval_settings.json`: resuming into a
 directory evaluated with other settings is an error, not a mix of rows.
 
+`--config.cost_adjusted=True` runs each method at the delay its own latency
+causes (rtc.common.cost; docs/cost_adjusted.md).
+
 `--config.distributed.*` runs the sweep as one job of several processes
 (rtc.common.distributed): every process reads the run's config.json and the
 evaluated epoch's policies, evaluates the levels its devices hold, and
@@ -25,6 +28,7 @@ import os
 from typing import Callable, Optional
 
 from rtc.common import checkpoints
+from rtc.common import cost
 from rtc.common import distributed
 from rtc.common import options
 from rtc.common import paths
@@ -78,6 +82,7 @@ def _evaluate(config, run_path, output_dir, make_policy, kind, log):
   if not run_path:
     raise ValueError('--run_path is required: a training run directory, e.g. '
                      f'logs-{kind}/<run_name>.')
+  cost.check_options(config)
   make_policy = make_policy or registry.make_policy(kind)
   run_dir = paths.resolve(run_path)
   paths.check_not_file(run_dir, '--run_path', f'logs-{kind}/<run>')
@@ -134,7 +139,12 @@ def _evaluate(config, run_path, output_dir, make_policy, kind, log):
   # Every check before anything is written (eval_settings.json).
   sweep.check_spec(spec, policy.chunk_size, weak is not None)
   output_dir = paths.resolve(output_dir)
-  check_settings(output_dir, {
+  costs = None
+  if config.get('cost_adjusted'):  # Reads and checks a latency CSV.
+    from rtc.common import latency  # pylint: disable=g-import-not-at-top
+    costs = latency.EvalCosts(config, output_dir, run_dir, kind, policy,
+                              model, spec.methods, spec.num_steps)
+  settings = {
       'run_dir': run_dir, 'epoch': epoch,
       'weak_epoch': None if weak is None else weak_epoch,
       'worlds_dir': worlds_dir, 'num_evals': int(config.num_evals),
@@ -142,11 +152,22 @@ def _evaluate(config, run_path, output_dir, make_policy, kind, log):
       'realtime': config.realtime.to_dict(), 'bid': config.bid.to_dict(),
       'model': model,
       # Recorded only when set, so directories from before it still resume.
-      **({'legacy_episode_end': True} if spec.legacy_episode_end else {})})
+      **({'legacy_episode_end': True} if spec.legacy_episode_end else {})}
+  if costs is not None:
+    settings['cost_adjusted'] = costs.settings
+  check_settings(output_dir, settings)
+  if costs is not None:
+    spec.ratios = costs.ratios(first_level(params), log)
   log(f'[{kind} eval] {run_dir} epoch {epoch}, {len(levels)} level(s), '
       f'{config.num_evals} episodes per point -> {output_dir}')
   return sweep.run_sweep(policy, levels, params, spec, output_dir,
                          weak_params=weak, label=f'{kind} eval', log=log)
+
+
+def first_level(params):
+  """The first level's slice of stacked [L, ...] parameters."""
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.tree.map(lambda x: x[0], params)
 
 
 def check_settings(output_dir: str, settings: dict) -> None:

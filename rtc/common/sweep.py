@@ -7,7 +7,9 @@ once (vmapped, sharded over devices) and their rows appended to
   returned_episode_returns, returned_episode_lengths, returned_episode_solved,
   delay, method, level, execute_horizon
 
-(the earlier implementation's format; `level` is `worlds/<level id>`). The
+(the earlier implementation's format; `level` is `worlds/<level id>`); a
+cost-adjusted sweep (`SweepSpec.ratios`, rtc.common.cost) adds `d0` and
+`latency_ratio`, and runs each method at its own d for each d0. The
 file is rewritten atomically after each point, and a re-run with the same
 output directory skips the points whose rows are all there, so an interrupted
 sweep resumes where it stopped.
@@ -28,6 +30,7 @@ import jax
 import numpy as np
 
 from rtc.common import checkpoints
+from rtc.common import cost
 from rtc.common import progress
 from rtc.common import distributed
 from rtc.common import envs
@@ -89,18 +92,23 @@ class ResultsFile:
         self.rows = list(reader)
 
   def has(self, level: str, delay: int, execute_horizon: int,
-          method: str) -> bool:
+          method: str, d0: Optional[int] = None) -> bool:
+    """Whether a row is there (`d0`: of a cost-adjusted sweep)."""
     return any(r['level'] == level and int(r['delay']) == delay and
                int(r['execute_horizon']) == execute_horizon and
-               r['method'] == method for r in self.rows)
+               r['method'] == method and
+               (d0 is None or r.get('d0') == str(d0)) for r in self.rows)
 
   def append(self, rows) -> None:
     """Adds rows; process 0 of a job rewrites the file."""
-    self.rows.extend({k: str(r[k]) for k in COLUMNS} for r in rows)
+    columns = COLUMNS + cost.RESULT_COLUMNS
+    self.rows.extend({k: str(r[k]) for k in columns if k in r} for r in rows)
     if not distributed.is_main():
       return
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    extra = any(r.get('d0') not in (None, '') for r in self.rows)
+    writer = csv.DictWriter(buf, fieldnames=columns if extra else COLUMNS,
+                            restval='')
     writer.writeheader()
     writer.writerows(self.rows)
     checkpoints.atomic_write_bytes(self.path, buf.getvalue().encode())
@@ -115,9 +123,25 @@ class SweepSpec:
   num_steps: int
   seed: int = 0
   legacy_episode_end: bool = False  # rtc.common.legacy_engine's scoring.
+  # Cost-adjusted sweep: {method name: latency / flow naive's latency};
+  # `delays` are then d0 (rtc.common.cost.plan).
+  ratios: Optional[dict] = None
 
   def __post_init__(self):
     check_counts(self.num_evals, self.num_steps)
+
+  def points(self, chunk_size: int) -> list:
+    """[(method, d, s, extra row fields)] of the sweep."""
+    if self.ratios is None:
+      return [(m, d, s, {}) for m in self.methods for d, s in sweep_points(
+          self.delays, chunk_size, self.execute_horizons)]
+    sweep_points(self.delays, chunk_size, MIN_HORIZON)  # d0's range.
+    by_name = {m.name: m for m in self.methods}
+    plan = cost.plan(self.delays, {m.name: self.ratios[m.name]
+                                   for m in self.methods}, chunk_size)
+    return [(by_name[name], d, s,
+             {'d0': d0, 'latency_ratio': f'{self.ratios[name]:.4g}'})
+            for name, points in plan.items() for d0, d, s in points]
 
 
 def check_counts(num_evals: int, num_steps: int, prefix: str = '') -> None:
@@ -179,9 +203,9 @@ class EpochEvaluator:
 
 
 def check_spec(spec: SweepSpec, chunk_size: int, has_weak: bool) -> list:
-  """The sweep's (d, s) points; ValueError for a spec the policy cannot
+  """The sweep's (method, d, s, extra row fields) points; ValueError for a spec the policy cannot
   run. Callers check before writing anything."""
-  points = sweep_points(spec.delays, chunk_size, spec.execute_horizons)
+  points = spec.points(chunk_size)
   for m in spec.methods:
     if m.uses_weak_policy and not has_weak:
       raise ValueError('BID with bid_k needs a weak policy: set '
@@ -203,9 +227,10 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
   # Nobody writes results.csv before every process has read it.
   distributed.barrier('rtc sweep: results read')
   level_cols = [level_column(i) for i in levels.ids]
-  todo = [(m, d, s) for m in spec.methods for d, s in points
-          if not all(results.has(c, d, s, m.name) for c in level_cols)]
-  total = len(spec.methods) * len(points)
+  todo = [(m, d, s, x) for m, d, s, x in points
+          if not all(results.has(c, d, s, m.name, x.get('d0'))
+                     for c in level_cols)]
+  total = len(points)
   if not todo:
     log(f'[{label}] all {total} points already in {results.path}')
     return results.path
@@ -220,23 +245,28 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
   states_p = shard.pad(levels.states)
   progress = progress.Progress(len(todo), 'points', label)
   evaluators = {}
-  for n, (method, d, s) in enumerate(todo):
+  outputs = {}  # Cost-adjusted d0s may share a (method, d, s).
+  for n, (method, d, s, extra) in enumerate(todo):
     rollout.check_delay_horizon(d, s, policy.chunk_size)
     if method not in evaluators:
       evaluators[method] = make_evaluator(policy, levels, method,
                                           spec.num_evals, spec.num_steps,
                                           shard, spec.legacy_episode_end)
     t0 = time.time()
-    out = evaluators[method](params_p, weak_p, keys_p, states_p, d, s)
-    out = shard.unpad(out)
+    if (method, d, s) not in outputs:
+      outputs[(method, d, s)] = shard.unpad(
+          evaluators[method](params_p, weak_p, keys_p, states_p, d, s))
+    out = outputs[(method, d, s)]
     rows = []
     for i, col in enumerate(level_cols):
       row = {k: float(out[k][i]) for k in METRICS}
-      row.update(delay=d, method=method.name, level=col, execute_horizon=s)
+      row.update(delay=d, method=method.name, level=col, execute_horizon=s,
+                 **extra)
       rows.append(row)
     results.append(rows)
     solved = float(np.mean(out['returned_episode_solved']))
-    log(progress.line(n + 1, f'{method.name} d={d} s={s}: solved '
+    at = f'd0={extra["d0"]} ' if extra else ''
+    log(progress.line(n + 1, f'{method.name} {at}d={d} s={s}: solved '
                       f'{solved:.3f} (mean over {len(levels)} level(s)) in '
                       f'{time.time() - t0:.1f}s'))
   return results.path

@@ -90,6 +90,7 @@ SWEEP = {
     'realtime': {'max_guidance_weight': NON_NEGATIVE},
     'bid': {'n_samples': COUNT,
             'bid_k': Rule(int, lo=1, hi='n_samples', optional=True)},
+    'latency_batch': COUNT,
     'distributed': DISTRIBUTED,
 }
 
@@ -136,7 +137,8 @@ QUICKSTART = {
     'data': DATA,
     'flow': BC_TRAIN,
     'dd': BC_TRAIN,
-    'eval': {k: SWEEP[k] for k in ('num_evals', 'num_flow_steps', 'seed')},
+    'eval': {k: SWEEP[k] for k in ('num_evals', 'num_flow_steps', 'seed',
+                                   'latency_batch')},
     'flow_eval': SWEEP,
     'dd_eval': SWEEP,
 }
