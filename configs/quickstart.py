@@ -11,22 +11,12 @@ The policy families compared are rtc.common.registry's built-in ones, each
 with its configs/<kind>.py and configs/<kind>_eval.py.
 """
 
-import importlib
-
 from ml_collections import config_dict
 
 from configs import data
 from configs import expert
 from rtc.common import registry
 
-# Model options of one family in the quickstart (and in its test preset).
-_FAMILY_MODEL = {'dd': {'num_bins': 64, 'bin_embedding_dim': 8}}
-_FAMILY_MODEL_TEST = {'dd': {'num_bins': 16}}
-
-
-def _family_config(kind, suffix='', preset=''):
-  module = importlib.import_module(f'configs.{kind}{suffix}')
-  return module.get_config(preset) if preset else module.get_config()
 
 
 # The CPU suite (`:suite`): the levels kinetix-env ships where the survey's
@@ -63,8 +53,13 @@ TEST_BACKBONE = dict(channel_dim=16, channel_hidden_dim=16,
                      token_hidden_dim=8, num_layers=1)
 
 
+def _backbone(model, sizes):
+  """Sets the backbone's sizes of a family that has the backbone."""
+  model.update({k: v for k, v in sizes.items() if k in model})
+
+
 def _bc(c):
-  c.model.update(SMALL_BACKBONE)
+  _backbone(c.model, SMALL_BACKBONE)
   c.batch_size = 128
   c.num_epochs = 4
   c.warmup_steps = 100
@@ -98,14 +93,17 @@ def get_config(preset: str = ''):
   # <kind>_<preset> for a preset of configs/<kind>.py (`:variants`); each
   # has its training block c.<name> and evaluation block c.<name>_eval.
   c.policies = ','.join(registry.BUILTIN_KINDS)
-  names = list(registry.BUILTIN_KINDS)
+  # Blocks for every registered family (a family added with
+  # registry.register runs with --config.policies=<kind>).
+  names = list(registry.kinds())
   if 'variants' in presets:
     names += VARIANTS
-    c.policies = ','.join(names)
+    c.policies = ','.join(list(registry.BUILTIN_KINDS) + list(VARIANTS))
   for name in names:
     kind, variant = _kind_preset(name)
-    c[name] = _bc(_family_config(kind, preset=variant))
-    c[name].model.update(_FAMILY_MODEL.get(kind, {}))
+    c[name] = _bc(registry.get_config(kind, variant))
+    # The family's own quickstart sizes (rtc.common.registry: QUICKSTART).
+    c[name].model.update(registry.quickstart(kind)['model'])
   # The comparison: every method at delays 0..4 with s = max(1, d), 128
   # episodes per point (standard error <= 0.044): on m/h0_unicycle flow's
   # realtime and hard_masking beat naive by 0.14-0.32 at d = 3, 4. Episodes
@@ -131,7 +129,8 @@ def get_config(preset: str = ''):
   c.eval.methods_for = config_dict.ConfigDict(
       {n: VARIANT_METHODS for n in names if n in VARIANTS})
   for name in names:
-    c[f'{name}_eval'] = _family_config(_kind_preset(name)[0], '_eval')
+    c[f'{name}_eval'] = registry.get_config(_kind_preset(name)[0],
+                                            evaluation=True)
   if 'suite' in presets:
     # The CPU benchmark (`bazel run //rtc:benchmark`): the suite's levels,
     # 256 episodes per point (standard error <= 0.031 per level).
@@ -153,8 +152,9 @@ def get_config(preset: str = ''):
       bc.num_epochs = 1
       bc.batch_size = 32
       bc.log_every = 4
-      bc.model.update(TEST_BACKBONE)
-      bc.model.update(_FAMILY_MODEL_TEST.get(_kind_preset(name)[0], {}))
+      _backbone(bc.model, TEST_BACKBONE)
+      bc.model.update(
+          registry.quickstart(_kind_preset(name)[0])['test_model'])
     c.eval.methods = 'naive,realtime'
     c.eval.delays = '0,2'
     c.eval.num_evals = 4

@@ -86,8 +86,9 @@ class RuleTest(absltest.TestCase):
                (dd_eval_config.get_config(), validate.SWEEP),
                (flow_eval_config.get_config(), validate.SWEEP),
                (data_config.get_config(), validate.DATA),
-               (quickstart_config.get_config(), validate.QUICKSTART),
-               (quickstart_config.get_config('test'), validate.QUICKSTART)]
+               (quickstart_config.get_config(), quickstart.config_table()),
+               (quickstart_config.get_config('test'),
+                quickstart.config_table())]
     configs += [(expert_config.get_config(p), validate.EXPERT)
                 for p in expert_config.PRESETS]
     configs += [(data_config.get_config(p), validate.DATA)

@@ -43,6 +43,8 @@ from typing import Callable
 
 from absl import flags
 
+from configs import quickstart as quickstart_config
+
 from rtc import pipeline
 from rtc import report
 from rtc import stages
@@ -55,11 +57,10 @@ from rtc.common import validate
 
 RUN_NAME = 'quickstart'
 KINDS = registry.BUILTIN_KINDS  # The policy families compared.
-# Rough wall time of each stage on a 2-core CPU (s), for the time-left line.
-# Measured on a 2-core CPU with an empty compilation cache (README.md).
-EXPECTED_SECONDS = {'expert': 70, 'data': 35, 'flow_train': 70,
-                    'dd_train': 95, 'flow_eval': 200, 'dd_eval': 255,
-                    'report': 5}
+# Rough wall time of the shared stages on a 2-core CPU (s), for the
+# time-left line (one level, empty compilation cache); each family declares
+# its own training and evaluation estimates (rtc.common.registry).
+EXPECTED_SECONDS = {'expert': 70, 'data': 35, 'report': 5}
 # Replicate r's seed of a stage is the stage's own seed option plus
 # SEED_STRIDE * (config.seed + r): replicate 0 of base seed 0 runs with the
 # stage options' seeds, and replicates never share a seed.
@@ -68,13 +69,30 @@ REPLICATE_FILE = 'replicate.json'
 
 
 def policy_kind(name: str) -> str:
-  """The registry kind of a compared policy: `<kind>` or `<kind>_<preset>`
-  (a preset of configs/<kind>.py, e.g. dd_masked)."""
-  kind = name if name in registry.kinds() else name.partition('_')[0]
-  if kind not in registry.kinds():
-    raise ValueError(f'--config.policies: {name!r} is neither a policy kind '
-                     f'({", ".join(registry.kinds())}) nor <kind>_<preset>.')
-  return kind
+  """The registry kind of a compared policy: configs/quickstart.py's
+  POLICIES map (name -> kind, preset), or a registered kind by itself."""
+  if name in quickstart_config.POLICIES:
+    return quickstart_config.POLICIES[name][0]
+  if name in registry.kinds():
+    return name
+  raise ValueError(
+      f'--config.policies: {name!r} is neither a policy of configs/'
+      f'quickstart.py POLICIES ({", ".join(quickstart_config.POLICIES)}) '
+      f'nor a policy kind ({", ".join(registry.kinds())}).')
+
+
+def config_table(names=()) -> dict:
+  """The valid ranges of a quickstart config (rtc.common.validate): every
+  stage's options, and a training and evaluation block per policy."""
+  table = {'replicates': validate.COUNT, 'seed': validate.SEED,
+           'expert': validate.EXPERT, 'data': validate.DATA,
+           'eval': {k: validate.SWEEP[k] for k in (
+               'num_evals', 'num_flow_steps', 'seed', 'latency_batch')}}
+  for n in tuple(registry.kinds()) + tuple(names):
+    table[n] = validate.BC_TRAIN
+    table[f'{n}_eval'] = {**validate.SWEEP,
+                          **registry.eval_rules(policy_kind(n))}
+  return table
 
 
 def policy_names(config) -> tuple[str, ...]:
@@ -141,8 +159,9 @@ def expected_seconds(config, names) -> dict:
          'data': EXPECTED_SECONDS['data'] * levels,
          'report': EXPECTED_SECONDS['report']}
   for n in names:
+    family = registry.quickstart(policy_kind(n))
     for step, scale in (('train', levels), ('eval', levels * episodes)):
-      out[f'{n}_{step}'] = scale * EXPECTED_SECONDS[f'{policy_kind(n)}_{step}']
+      out[f'{n}_{step}'] = scale * family[f'{step}_seconds']
   return out
 
 
@@ -291,11 +310,13 @@ def _check(config, flag_values):
   """Every stage's options before the first stage starts."""
   if flag_values.output_dir:
     config.output_dir = flag_values.output_dir
+  table = config_table()
   for name in policy_names(config):
     kind = policy_kind(name)
-    if name not in validate.QUICKSTART:  # Presets' extra policies.
-      validate.check_config(config[name], validate.BC_TRAIN, f'{name}.')
-      validate.check_config(config[f'{name}_eval'], validate.SWEEP,
+    if name not in table:  # Presets' extra policies.
+      extra = config_table([name])
+      validate.check_config(config[name], extra[name], f'{name}.')
+      validate.check_config(config[f'{name}_eval'], extra[f'{name}_eval'],
                             f'{name}_eval.')
     validate.check_model(config[name].model, registry.make_policy(kind),
                          f'{name}.')
@@ -309,7 +330,7 @@ def _check(config, flag_values):
 BINARY = cli.Binary(
     config_file='quickstart.py',
     help='Quickstart configuration (an ml_collections config file).',
-    table=validate.QUICKSTART, check=_check, extra_flags=_extra_flags,
+    table=config_table(), check=_check, extra_flags=_extra_flags,
     work=lambda config, flag_values: run(config),
     lock_config=False)
 

@@ -10,7 +10,7 @@ latency does not depend on the weights) and/or `--run_paths` (training run
 directories, `[NAME=]PATH`, named by rtc.common.cost.policy_name unless
 NAME is given; their model options from config.json). Each policy is timed
 as configured and with every other value of the sampling options of
-rtc.common.cost.SAMPLING_OPTIONS it has (e.g. DD's early_start). A policy
+rtc.common.cost.cost_options() it has (e.g. DD's early_start). A policy
 without model.simulated_delay gets `training_time` from a twin with
 `--simulated_delay` (the twin's other methods cost the same, so only
 training_time is timed there).

@@ -85,4 +85,5 @@ def eval_binary(kind: str, make_policy=None, log=print) -> cli.Binary:
   return cli.Binary(
       config_file=f'{kind}_eval.py',
       help='Evaluation configuration (an ml_collections config file).',
-      table=validate.SWEEP, work=work, check=check, extra_flags=extra_flags)
+      table={**validate.SWEEP, **registry.eval_rules(kind)}, work=work,
+      check=check, extra_flags=extra_flags)

@@ -18,7 +18,7 @@ policy, sampling, method), columns CSV_COLUMNS:
 * policy: the policy's name (`policy_name`: a run directory's, or a
   quickstart policy name for the bench's presets); kind: its family;
 * method: one of rtc.common.rollout.METHODS; sampling: the policy's
-  SAMPLING_OPTIONS values (`sampling_key`, e.g. 'early_start=True'; empty
+  cost_options() values (`sampling_key`, e.g. 'early_start=True'; empty
   for families without them);
 * num_steps, delay, execute_horizon: how the chunk was computed;
 * timed_calls, median_s, p90_s: the timing (seconds per chunk);
@@ -37,6 +37,7 @@ import os
 from typing import Optional, Sequence
 
 from rtc.common import checkpoints
+from rtc.common import registry
 
 CSV_COLUMNS = ('device', 'batch', 'policy', 'kind', 'method', 'sampling',
                'num_steps', 'delay', 'execute_horizon', 'timed_calls',
@@ -46,14 +47,18 @@ CSV_COLUMNS = ('device', 'batch', 'policy', 'kind', 'method', 'sampling',
 RESULT_COLUMNS = ('d0', 'latency_ratio')
 REFERENCE_KIND = 'flow'
 REFERENCE_METHOD = 'naive'
-# Model options that change what a method costs (the latency bench times
-# each policy with each value; an evaluation looks up its own). Adding an
-# option is one entry: name -> the values to time.
-SAMPLING_OPTIONS = {
-    'early_start': (True, False),
-}
 MEASURED_FILE = 'latency.csv'  # In an evaluation's output directory.
 BENCH = '`bazel run //rtc/bench:latency`'
+
+
+def cost_options() -> dict:
+  """Model options that change what a method costs, of every registered
+  family (its COST_OPTIONS: name -> the values the latency bench times;
+  an evaluation looks up its own)."""
+  out = {}
+  for kind in registry.kinds():
+    out.update(getattr(registry.get(kind), 'COST_OPTIONS', {}))
+  return out
 
 
 def adjusted_delay(d0: int, ratio: float, chunk_size: int) -> int:
@@ -76,18 +81,18 @@ def plan(delays: Sequence[int], ratios: dict, chunk_size: int) -> dict:
 
 
 def sampling_key(model_config) -> str:
-  """The SAMPLING_OPTIONS values of a policy's config, e.g.
+  """The cost_options() values of a policy's config, e.g.
   'early_start=False' ('' if it has none of them)."""
   return ';'.join(f'{name}={getattr(model_config, name)}'
-                  for name in SAMPLING_OPTIONS
+                  for name in cost_options()
                   if hasattr(model_config, name))
 
 
 def sampling_variants(model: dict) -> list[dict]:
   """Model-option overrides to time: {} (as configured), then each
-  SAMPLING_OPTIONS value the model does not have already."""
+  cost_options() value the model does not have already."""
   out = [{}]
-  for name, values in SAMPLING_OPTIONS.items():
+  for name, values in cost_options().items():
     if name in model:
       out += [{name: v} for v in values if v != model[name]]
   return out

@@ -8,9 +8,9 @@ implementation's directory layout) and runs the evaluation sweep
 from rtc.common.registry.
 
 The model options come from the run's config.json (`--config.model` only
-for directories without one), except the decoding options of
-DECODE_OPTIONS, which `--config.<option>` overrides. The settings that
-change results (run, epoch, episodes, steps, seed, methods' parameters,
+for directories without one), except its family's sampling options
+(SAMPLING_OPTIONS, rtc.common.registry), which `--config.<option>`
+overrides. The settings that change results (run, epoch, episodes, steps, seed, methods' parameters,
 model) are kept in `<output_dir>/eval_settings.json`: resuming into a
 directory evaluated with other settings is an error, not a mix of rows.
 
@@ -37,10 +37,6 @@ from rtc.common import registry
 # envs, rollout, runs and sweep import Kinetix, which starts JAX's backend:
 # they are imported inside the functions, after distributed.initialize.
 
-# Model options that only change how a chunk is sampled or decoded, so an
-# evaluation may set them for a trained run (None: the run's value).
-DECODE_OPTIONS = ('expected_value_output', 'decode', 'early_start',
-                  'soft_positions')
 SETTINGS_FILE = 'eval_settings.json'
 
 
@@ -102,7 +98,7 @@ def _evaluate(config, run_path, output_dir, make_policy, kind, log):
     names = runs.policy_level_names(run_dir, epoch)
     level_ids = runs.level_ids_for_names(names, worlds_dir)
     model = config.model.to_dict()
-  for option in DECODE_OPTIONS:
+  for option in registry.sampling_options(kind):
     value = config.get(option)
     if value is not None:
       model[option] = value

@@ -243,7 +243,7 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
   keys = jax.random.split(jax.random.key(spec.seed), len(levels))
   keys_p = shard.pad(jax.random.key_data(keys))
   states_p = shard.pad(levels.states)
-  progress = progress.Progress(len(todo), 'points', label)
+  bar = progress.Progress(len(todo), 'points', label)
   evaluators = {}
   outputs = {}  # Cost-adjusted d0s may share a (method, d, s).
   for n, (method, d, s, extra) in enumerate(todo):
@@ -266,7 +266,7 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
     results.append(rows)
     solved = float(np.mean(out['returned_episode_solved']))
     at = f'd0={extra["d0"]} ' if extra else ''
-    log(progress.line(n + 1, f'{method.name} {at}d={d} s={s}: solved '
+    log(bar.line(n + 1, f'{method.name} {at}d={d} s={s}: solved '
                       f'{solved:.3f} (mean over {len(levels)} level(s)) in '
                       f'{time.time() - t0:.1f}s'))
   return results.path

@@ -2,7 +2,7 @@
 
 The toy family regresses the chunk on the observation with a one-layer
 MLP (no noise, no steps): real-time chunking blends the previous chunk in
-with the prefix weights. //rtc/common:family_test registers it under the
+with the prefix weights. //rtc:family_test registers it under the
 kind 'toy' and trains and evaluates it through the same code as flow and
 DD; //rtc/common:train_test runs the training loop's checks on it.
 """
@@ -80,6 +80,26 @@ def toy_model():
 
 
 make_toy_policy = policy_lib.maker(ToyPolicy, ToyConfig)
+make_policy = make_toy_policy
+
+# What a family module declares for rtc.common.registry (the toy is
+# registered as a module-like namespace of these; see family_test).
+LABEL = 'toy regression'
+QUICKSTART = {'model': {}, 'test_model': {}, 'train_seconds': 5,
+              'eval_seconds': 5}
+
+
+def get_train_config(preset: str = ''):
+  """The toy's behaviour-cloning configuration (no presets)."""
+  del preset
+  return common_config.bc_train('logs-toy', toy_model())
+
+
+def get_eval_config(preset: str = ''):
+  """The toy's evaluation sweep configuration."""
+  del preset
+  return common_config.sweep(num_evals=16, max_guidance_weight=1.0,
+                             model_config=toy_model())
 
 
 def toy_train_config(run_path: str, logdir: str, **overrides):

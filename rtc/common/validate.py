@@ -7,7 +7,8 @@ names the option and the range:
   error: --config.batch_size must be >= 1 (an integer), got 0.
 
 The tables below follow the config files (configs/common.py's `bc_train` and
-`sweep`, configs/expert.py, configs/data.py, configs/quickstart.py); a table
+`sweep`, configs/expert.py, configs/data.py; rtc.quickstart.config_table builds
+configs/quickstart.py's from them and each family's EVAL_RULES); a table
 value that is itself a dict is the table of a sub-configuration. The model
 options (`model.*`) are checked by the models' own config classes
 (rtc.common.backbone.MixerConfig, rtc.dd.model.ModelConfig) through
@@ -127,22 +128,6 @@ DATA = {
     'chunk_steps': COUNT,
     'distributed': DISTRIBUTED,
 }
-
-# configs/quickstart.py: every stage's configuration, and the evaluation
-# settings it gives both sweeps.
-QUICKSTART = {
-    'replicates': COUNT,
-    'seed': SEED,
-    'expert': EXPERT,
-    'data': DATA,
-    'flow': BC_TRAIN,
-    'dd': BC_TRAIN,
-    'eval': {k: SWEEP[k] for k in ('num_evals', 'num_flow_steps', 'seed',
-                                   'latency_batch')},
-    'flow_eval': SWEEP,
-    'dd_eval': SWEEP,
-}
-
 
 def check_value(name: str, value, rule: Rule, config=None,
                 prefix: str = '') -> None:

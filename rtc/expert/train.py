@@ -239,7 +239,7 @@ def _train(config, log: Callable[[str], None]) -> str:
       units = [(s, l) for s in range(num_seeds) for l in group]
       done_steps += (min(_saved_update(run_dir, units), num_updates)
                      * steps_per_update * len(units))
-  progress = progress.Progress(total, 'env steps', 'expert train',
+  bar = progress.Progress(total, 'env steps', 'expert train',
                           initial=done_steps)
   log(f'[expert train] {len(levels)} level(s) x {num_seeds} seed(s): '
       f'{", ".join(names)}; {num_updates} updates of {settings.num_envs} '
@@ -359,7 +359,7 @@ def _train_group(config, trainer, compiled, levels, units, run_dir: str,
     per_level = ', '.join(
         f'{names[l]} {scalars[f"{names[l]}/mean/solved"]:.2f}'
         for l in sorted({l for _, l in units}))
-    log(progress.line(
+    log(bar.line(
         done_steps, f'update {u}/{num_updates}, {sps:,.0f} env steps/s | '
         f'solved {per_level}'))
   return done_steps, final

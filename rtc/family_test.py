@@ -1,10 +1,12 @@
-"""A third policy family, defined here, goes through training and the sweep.
+"""A third policy family goes through training, the sweep and the quickstart.
 
-The toy family (rtc/common/toy_family.py) regresses the chunk on the
-observation with a one-layer MLP. It is registered under the kind 'toy' and then
-trained for one epoch and evaluated at one sweep point through the same
-code as flow and DD (rtc.common.train, rtc.common.evaluate), which find it
-in rtc.common.registry; no other file knows of it.
+The toy family (rtc/common/toy_family.py, standing for a new directory)
+regresses the chunk on the observation with a one-layer MLP. One line
+registers it under the kind 'toy'; it is then trained for one epoch,
+evaluated at one sweep point, and trained and evaluated as a branch of the
+quickstart's own plan, through the same code as flow and DD
+(rtc.common.train, rtc.common.evaluate, rtc.quickstart), which find it in
+rtc.common.registry. No other file knows of it.
 """
 
 import csv
@@ -12,11 +14,12 @@ import dataclasses
 import json
 import os
 import tempfile
-import types
 
 from absl.testing import absltest
 
 from configs import common as common_config
+from configs import quickstart as quickstart_config
+from rtc import quickstart
 from rtc.common import cache
 from rtc.common import checkpoints
 from rtc.common import evaluate
@@ -33,8 +36,8 @@ class ThirdFamilyTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cache.enable_compilation_cache()
-    registry.register(
-        'toy', types.SimpleNamespace(make_policy=toy_family.make_toy_policy))
+    # The one line a new family needs (besides its own directory).
+    registry.register('toy', toy_family)
     cls.root = tempfile.mkdtemp()
 
   @classmethod
@@ -77,6 +80,34 @@ class ThirdFamilyTest(absltest.TestCase):
                      ('realtime', '1', '1'))
     self.assertBetween(float(row['returned_episode_solved']), 0.0, 1.0)
     self.assertBetween(float(row['returned_episode_lengths']), 1.0, 256.0)
+
+  def test_runs_a_quickstart_branch(self):
+    """The quickstart's own plan trains and evaluates the toy: its config
+    blocks, stage estimates and label come from the family module."""
+    config = quickstart_config.get_config('test')
+    self.assertIn('toy', config)
+    self.assertIn('toy_eval', config)
+    self.assertEqual(config.toy.model.to_dict(),
+                     dataclasses.asdict(toy_family.ToyConfig()))
+    config.policies = 'toy'
+    config.output_dir = os.path.join(self.root, 'quickstart')
+    config.eval.methods = 'naive'
+    config.eval.delays = '1'
+    expert_dir = os.path.join(config.output_dir, 'logs-expert',
+                              quickstart.RUN_NAME)
+    testing.make_expert_run(expert_dir)
+    pipe = quickstart.make_pipeline(config, log=lambda _: None)
+    by_id = {s.id: s for s in pipe.stages}
+    self.assertEqual(by_id['toy_train'].seconds,
+                     toy_family.QUICKSTART['train_seconds'])
+    by_id['toy_train'].work()
+    by_id['toy_eval'].work()
+    with open(os.path.join(config.output_dir, 'eval_toy', 'results.csv'),
+              newline='') as f:
+      rows = list(csv.DictReader(f))
+    self.assertEqual([(r['method'], r['delay']) for r in rows],
+                     [('naive', '1')])
+    self.assertEqual(registry.label('toy'), 'toy regression')
 
 
 if __name__ == '__main__':
