@@ -254,9 +254,11 @@ class ReportTest(absltest.TestCase):
             result_row('naive', 2, 0.25)]
     table = cost_report.markdown_table(rows)
     lines = table.splitlines()
-    self.assertEqual(lines[0], '| policy method | latency ratio | d0=0 | d0=2 |')
+    self.assertEqual(lines[0],
+                     '| policy method | latency ratio | d0=0 | d0=2 |')
     # Level mean (1.0 + 0.5) / 2; d0 = 2 runs at round(1.4) = 1.
-    self.assertEqual(lines[2], '| dd naive | 0.70 | 0.750 (d=0) | 0.250 (d=1) |')
+    self.assertEqual(lines[2],
+                     '| dd naive | 0.70 | 0.750 (d=0) | 0.250 (d=1) |')
 
   def test_replicate_intervals(self):
     # Replicate means 0.5, 0.7, 0.9: mean 0.7, sd 0.2, half width
