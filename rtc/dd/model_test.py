@@ -1,6 +1,7 @@
 """Tests for rtc.dd.model, the DD family's dispatcher: `model.variant`, the
 upgrade of older config.json forms, refusals and the presets."""
 
+import dataclasses
 import inspect
 import os
 import tempfile
@@ -12,6 +13,7 @@ import jax
 from configs import dd as dd_config
 from rtc.common import checkpoints
 from rtc.common import runs
+from rtc.dd import base
 from rtc.dd import masked
 from rtc.dd import model as dd_model
 from rtc.dd import testing
@@ -20,6 +22,8 @@ from rtc.dd import uniform
 from rtc.flow import model as flow_model
 
 O, A, K = testing.O, testing.A, testing.K
+BASE_OPTIONS = {f.name for f in dataclasses.fields(base.ModelConfig)} - {
+    'variant'}
 # config.json `model` sections of every older form (tiny sizes), with the
 # leaf each must load into and options it must keep.
 OLD_FORMS = {
@@ -80,11 +84,14 @@ class UpgradeTest(parameterized.TestCase):
     path = os.path.join(run_dir, 'params.pkl')
     checkpoints.save_params(path, direct.init(jax.random.key(0)))
     checkpoints.load_checked(path, policy.param_shapes())
-    # A masked checkpoint has the mask token's row and fits no other leaf.
+    # The same options but the variant: a masked checkpoint has the mask
+    # token's row, the others none.
+    shared = {k: v for k, v in dd_model.upgrade(model).items()
+              if k in BASE_OPTIONS}
     other = 'uniform' if leaf is masked.MaskedDiffusionPolicy else 'masked'
-    with self.assertRaisesRegex(ValueError, 'dd_embed'):
-      checkpoints.load_checked(
-          path, testing.tiny_policy(other, decode='sample').param_shapes())
+    with self.assertRaisesRegex(ValueError, r'dd_embed/embeddings has shape'):
+      checkpoints.load_checked(path, dd_model.make_policy(
+          dict(shared, variant=other), O, A).param_shapes())
 
   def test_upgrade_writes_the_new_form(self):
     self.assertEqual(

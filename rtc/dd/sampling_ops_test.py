@@ -13,8 +13,8 @@ from rtc.dd import sampling_ops
 def _draws(choice, logits, x_t, key):
   with sampling_ops.use(choice):
     sample = jax.jit(reverse.sample_logits)(key, logits)
-    reverse = jax.jit(reverse.reverse_sample)(key, logits, x_t, 0.6, 0.3)
-  return np.asarray(sample), np.asarray(reverse)
+    step = jax.jit(reverse.reverse_sample)(key, logits, x_t, 0.6, 0.3)
+  return np.asarray(sample), np.asarray(step)
 
 
 class SamplingOpsTest(parameterized.TestCase):
