@@ -68,20 +68,17 @@ class ModelConfig(backbone.MixerConfig):
 
   def __post_init__(self):
     super().__post_init__()
-    if self.decode not in ordinal.DECODES:
-      raise ValueError(f'model.decode must be one of {ordinal.DECODES}, got '
-                       f'{self.decode!r}.')
-    if self.target_sigma < 0:
-      raise ValueError('model.target_sigma must be >= 0 (bin widths; 0 = '
-                       f'one-hot), got {self.target_sigma}.')
-    if self.ordinal_head < 0 or self.ordinal_head == 1:
-      raise ValueError('model.ordinal_head must be 0 (off) or >= 2, got '
-                       f'{self.ordinal_head}.')
-    if self.num_bins < 2:
-      raise ValueError(f'model.num_bins must be >= 2, got {self.num_bins}.')
-    if self.bin_embedding_dim < 1:
-      raise ValueError('model.bin_embedding_dim must be >= 1, got '
-                       f'{self.bin_embedding_dim}.')
+    check_choice('decode', self.decode, ordinal.DECODES)
+    for name, ok, rule in (
+        ('target_sigma', self.target_sigma >= 0,
+         '>= 0 (bin widths; 0 = one-hot)'),
+        ('ordinal_head', self.ordinal_head == 0 or self.ordinal_head >= 2,
+         '0 (off) or >= 2'),
+        ('num_bins', self.num_bins >= 2, '>= 2'),
+        ('bin_embedding_dim', self.bin_embedding_dim >= 1, '>= 1')):
+      if not ok:
+        raise ValueError(f'model.{name} must be {rule}, got '
+                         f'{getattr(self, name)}.')
 
 
 def check_choice(name: str, value, choices) -> None:

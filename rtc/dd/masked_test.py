@@ -43,9 +43,7 @@ class MaskProcessTest(parameterized.TestCase):
   def test_loss_ignores_unmasked_tokens(self):
     policy = _policy()
     params = _perturbed_params(policy)
-    obs = jax.random.normal(jax.random.key(0), (16, O))
-    action = jax.random.uniform(jax.random.key(1), (16, H, A), minval=-1,
-                                maxval=1)
+    obs, action = testing.random_batch(16, O, H, A)
     key = jax.random.key(5)
     level_rng, mask_rng, _ = jax.random.split(key, 3)
     level = jax.random.uniform(level_rng, (16,))
@@ -128,9 +126,7 @@ class SamplingTest(parameterized.TestCase):
     policy = _policy()
     params = _perturbed_params(policy)
     _, seen = _counting(policy)
-    obs = jax.random.normal(jax.random.key(0), (4, O))
-    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
-                              maxval=1)
+    obs, prev = testing.random_batch(4, O, H, A)
     out = policy.realtime_action(params, jax.random.key(2), obs, 5, prev, 3,
                                  5, schedule)
     y = policy.to_bins(prev)
@@ -187,9 +183,7 @@ class SamplingTest(parameterized.TestCase):
     policy = _policy(decode='sample')
     params = _perturbed_params(policy)
     calls, _ = _counting(policy)
-    obs = jax.random.normal(jax.random.key(0), (4, O))
-    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
-                              maxval=1)
+    obs, prev = testing.random_batch(4, O, H, A)
     realtime = jax.jit(policy.realtime_action, static_argnums=(3, 7))
     naive = jax.jit(policy.action, static_argnums=(3,))
     naive(params, jax.random.key(2), obs, 5).block_until_ready()

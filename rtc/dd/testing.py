@@ -36,3 +36,12 @@ def counting(policy):
 
   policy.logits = logits
   return calls, seen
+
+
+def random_batch(n: int, obs_dim: int, chunk_size: int, action_dim: int):
+  """(obs [n, O] ~ N(0, 1) from key 0, chunks [n, H, A] ~ U[-1, 1) from
+  key 1): the tests' observations and (previous) chunks."""
+  obs = jax.random.normal(jax.random.key(0), (n, obs_dim))
+  chunks = jax.random.uniform(jax.random.key(1), (n, chunk_size, action_dim),
+                              minval=-1, maxval=1)
+  return obs, chunks

@@ -51,9 +51,7 @@ class TokenLevelsTest(absltest.TestCase):
       return original(p, o, x, t, tilt)
 
     policy.logits = spy
-    obs = jax.random.normal(jax.random.key(0), (4, O))
-    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
-                              maxval=1)
+    obs, prev = testing.random_batch(4, O, H, A)
     out = policy.realtime_action(params, jax.random.key(2), obs, 4, prev, 3,
                                  5)
     jax.effects_barrier()
@@ -110,9 +108,7 @@ class TokenLevelsTest(absltest.TestCase):
 
   def test_early_start_makes_fewer_calls_and_stays_on_bin_centres(self):
     params = _perturbed_params(self._policy())
-    obs = jax.random.normal(jax.random.key(0), (4, O))
-    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
-                              maxval=1)
+    obs, prev = testing.random_batch(4, O, H, A)
     counts = {}
     for rule in ('tilt', 'given'):
       for early in (False, True):

@@ -15,6 +15,7 @@ from rtc.common import prefix
 from rtc.common import testing
 from rtc.dd import base
 from rtc.dd import reverse
+from rtc.dd import testing as dd_testing
 from rtc.dd import uniform
 
 O, A, H = 7, 3, 8
@@ -210,9 +211,7 @@ class SamplerTest(parameterized.TestCase):
   def test_weight_one_positions_equal_previous_bins(self):
     policy = uniform.UniformPolicy(SMALL, O, A)
     params = _perturbed_params(policy)
-    obs = jax.random.normal(jax.random.key(0), (4, O))
-    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
-                              maxval=1)
+    obs, prev = dd_testing.random_batch(4, O, H, A)
     y_centres = policy.from_bins(policy.to_bins(prev))
     for schedule, d, end, pinned in (('exp', 3, 6, 3), ('zeros', 2, 6, 2),
                                      ('ones', 1, 5, 5)):
@@ -260,9 +259,7 @@ class SamplerTest(parameterized.TestCase):
   def test_distance_falls_with_weight_and_guidance(self):
     policy = uniform.UniformPolicy(SMALL, O, A)
     params = _perturbed_params(policy)
-    obs = jax.random.normal(jax.random.key(0), (4, O))
-    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
-                              maxval=1)
+    obs, prev = dd_testing.random_batch(4, O, H, A)
 
     def dist(schedule, g, d=1, end=7):
       out = self._sample_many(policy, params, obs, prev, d, end, schedule, g,
@@ -281,9 +278,7 @@ class SamplerTest(parameterized.TestCase):
     cfg = base.ModelConfig(**{**SMALL.__dict__, 'simulated_delay': 4})
     policy = uniform.UniformPolicy(cfg, O, A)
     params = _perturbed_params(policy)
-    obs = jax.random.normal(jax.random.key(0), (4, O))
-    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
-                              maxval=1)
+    obs, prev = dd_testing.random_batch(4, O, H, A)
     seen = []
 
     def record(x, level):
@@ -336,9 +331,7 @@ class TrainingTest(absltest.TestCase):
     cfg = base.ModelConfig(**{**SMALL.__dict__, 'simulated_delay': 8})
     policy = uniform.UniformPolicy(cfg, O, A)
     params = _perturbed_params(policy)
-    obs = jax.random.normal(jax.random.key(0), (16, O))
-    action = jax.random.uniform(jax.random.key(1), (16, H, A), minval=-1,
-                                maxval=1)
+    obs, action = dd_testing.random_batch(16, O, H, A)
     key = jax.random.key(5)
     level_rng, noise_rng, delay_rng = jax.random.split(key, 3)
     level = jax.random.uniform(level_rng, (16,))
