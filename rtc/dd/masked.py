@@ -38,7 +38,8 @@ process, the loss and the reverse process differ.
 * Early start (`model.early_start`, default on; rtc.dd.base.early_start):
   with a fraction f of the positions committed, the process starts at level
   1 - f (the share of masked tokens it then holds) and takes
-  max(1, round(N (1 - f))) equal steps to 0 instead of N: at H = 8, d = 3, N = 5, 3 network calls (0.6x naive).
+  max(1, round(N (1 - f))) equal steps to 0 instead of N: at H = 8, d = 3,
+  N = 5, 3 network calls (0.6x naive).
   Inference delays may be traced, so the steps are a loop whose trip count
   is traced (`lax.fori_loop`; a `lax.cond` per step cost more at batch 1).
 * `training_time_action`: the first d positions are the previous chunk's

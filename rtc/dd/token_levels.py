@@ -21,8 +21,9 @@ This leaf builds on that one (its forward process and `sample_chunk`):
   while w = 0 positions fall from 1; nothing is tilted).
 * Early start (`model.early_start`, default off; rtc.dd.base.early_start):
   with a share f of the positions committed, max(1, round(N (1 - f)))
-  equal steps from level 1 to 0 instead of N (H = 8, d = 3, N = 5: 3 network calls); the committed
-  positions are clean anyway, so the others get fewer, larger steps.
+  equal steps from level 1 to 0 instead of N (H = 8, d = 3, N = 5: 3
+  network calls); the committed positions are clean anyway, so the others
+  get fewer, larger steps.
 * `naive`, BID and `training_time` are the uniform model's.
 
 Runs written with `model.token_levels = 'independent'` read as this variant

@@ -1,5 +1,5 @@
-"""Tests for rtc.dd.uniform and rtc.dd.base (statistical ones use fixed seeds and stated
-tolerances)."""
+"""Tests for rtc.dd.uniform and rtc.dd.base (statistical ones use fixed
+seeds and stated tolerances)."""
 
 import itertools
 
