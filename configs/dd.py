@@ -12,13 +12,14 @@ corruption) with the ordinal options chosen by measurement
 embedding table, no ordinal head, sampled bins), e.g.
 --config=configs/dd.py:seed. 'masked' is the default's options with masked
 (absorbing) corruption (rtc.dd.masked; README.md "Masked discrete
-diffusion"): model.corruption = 'mask', model.unmask_order = 'random' |
+diffusion"): model.variant = 'masked', model.unmask_order = 'random' |
 'confidence', model.early_start (fewer steps when a prefix is committed).
 'token_levels' is the default's options with per-token corruption levels
-(rtc.dd.token_levels): model.token_levels = 'independent' and
+(rtc.dd.token_levels): model.variant = 'token_levels' and
 model.token_level_share, the share of examples trained with a level per
-position. Runs without model.corruption / model.token_levels read as
-'uniform' / 'shared'.
+position. model.variant ('uniform' | 'masked' | 'token_levels', rtc.dd.model)
+picks the variant; runs from before it (model.corruption,
+model.token_levels) read as before.
 
 Model options of rtc.dd.ordinal, recorded in the run's config.json:
 * model.target_sigma: HL-Gauss target width in bin widths (0 = one-hot).
@@ -29,8 +30,8 @@ Model options of rtc.dd.ordinal, recorded in the run's config.json:
 """
 
 from configs import common
+from rtc.dd import base
 from rtc.dd import masked
-from rtc.dd import model as dd_model
 from rtc.dd import token_levels
 
 # Chosen by measurement (README.md, "Why DD learned slowly"); the defaults
@@ -41,10 +42,10 @@ ORDINAL = dict(target_sigma=1.0, centre_features=True, ordinal_head=8,
 
 def model(preset: str = ''):
   """The model options of a preset; defaults from the config classes
-  (rtc.dd.model.ModelConfig, rtc.dd.masked.MaskedConfig,
-  rtc.dd.token_levels.TokenLevelsConfig)."""
+  (rtc.dd.base.ModelConfig, rtc.dd.masked.MaskedConfig,
+  rtc.dd.token_levels.TokenLevelsConfig), which set model.variant."""
   if preset == 'seed':
-    return common.options_of(dd_model.ModelConfig)
+    return common.options_of(base.ModelConfig)
   if preset == 'masked':
     # Early start off, by measurement (README "Which DD variant"): on
     # m/h0_unicycle it cost realtime 0.19 of solve rate at d = 4. Soft
@@ -59,9 +60,9 @@ def model(preset: str = ''):
     # on, by measurement (README "Which DD variant": realtime +0.07 / +0.09
     # at d = 3 / 4 there, with 3 / 2 network calls instead of 5).
     return common.options_of(token_levels.TokenLevelsConfig,
-                             corruption='uniform', soft_positions='tilt',
-                             early_start=True, **ORDINAL)
-  return common.options_of(dd_model.ModelConfig, **ORDINAL)
+                             soft_positions='tilt', early_start=True,
+                             **ORDINAL)
+  return common.options_of(base.ModelConfig, **ORDINAL)
 
 
 def get_config(preset: str = ''):

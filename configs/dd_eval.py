@@ -26,8 +26,10 @@ def get_config():
   # (the most likely bin's centre); None: as the run was trained (its
   # model.decode; runs from before it: their expected_value_output).
   c.decode = config_dict.placeholder(str)
-  # Masked DD only: start sampling late when a prefix is committed.
+  # model.variant 'masked' or 'token_levels' only (rtc.dd.model): start
+  # sampling late when a prefix is committed.
   c.early_start = config_dict.placeholder(bool)
-  # Masked DD only: realtime's rule for 0 < w < 1 ('tilt' or 'given').
+  # model.variant 'masked' or 'token_levels' only: realtime's rule for
+  # 0 < w < 1 ('tilt' or 'given').
   c.soft_positions = config_dict.placeholder(str)
   return c

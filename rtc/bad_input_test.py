@@ -148,6 +148,10 @@ class NumericOptionsTest(parameterized.TestCase):
         ValueError, r'^--config\.model\.num_bins must be >= 2, got 1\.$'):
       self.harness.run('dd_train', '--config.model.num_bins=1')
     with self.assertRaisesRegex(
+        ValueError, r"^--config\.model\.variant must be one of \('uniform', "
+        r"'masked', 'token_levels'\), got 'maskd'\.$"):
+      self.harness.run('dd_train', '--config.model.variant=maskd')
+    with self.assertRaisesRegex(
         ValueError, r'^--config\.flow\.model\.num_layers must be >= 1'):
       self.harness.run('quickstart', '--config.flow.model.num_layers=0')
 

@@ -55,8 +55,7 @@ def flow_policy():
 
 def dd_policy(num_bins: int = 256):
   from rtc.dd import model as dd_model  # pylint: disable=g-import-not-at-top
-  return dd_model.DiscreteDiffusionPolicy(
-      dd_model.ModelConfig(num_bins=num_bins), OBS_DIM, ACTION_DIM)
+  return dd_model.make_policy({'num_bins': num_bins}, OBS_DIM, ACTION_DIM)
 
 
 @functools.lru_cache(maxsize=None)

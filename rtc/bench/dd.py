@@ -24,7 +24,8 @@ from rtc.common import backbone
 from rtc.common import cli
 from rtc.common import prefix
 from rtc.common import validate
-from rtc.dd import model as dd_model
+from rtc.dd import base
+from rtc.dd import reverse
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '2048'],
                                  'Batch sizes.')
@@ -48,12 +49,12 @@ def step_breakdown(dd, flow, batch):
   pd, pf = common.params_for(dd), common.params_for(flow)
   logits = jax.jit(dd.logits)
   tilted = jax.jit(lambda p, o, x, t: dd.logits(p, o, x, t, (y, w, 3.0)))
-  step = jax.jit(lambda key, lg, x: dd_model.reverse_sample(key, lg, x, 0.6,
-                                                            0.4))
+  step = jax.jit(lambda key, lg, x: reverse.reverse_sample(key, lg, x, 0.6,
+                                                           0.4))
   lg = logits(pd, obs, bins, 0.5)
   hidden = jax.random.normal(jax.random.key(0), (batch, dd.chunk_size,
                                                  dd.config.channel_dim))
-  out = pd[f'{dd_model.ROOT}/out_proj']
+  out = pd[f'{base.ROOT}/out_proj']
   parts = [
       ('DD network (logits)', logits, pd, obs, bins, 0.5),
       ('DD network, guidance tilt inside the output matmul', tilted, pd, obs,
@@ -65,7 +66,7 @@ def step_breakdown(dd, flow, batch):
       ('DD output layer, bias added after',
        jax.jit(lambda h, w, b: h @ w + b), hidden, out['w'], out['b']),
       ('max over the bins, pairwise halving',
-       jax.jit(dd_model._max_last), lg),  # pylint: disable=protected-access
+       jax.jit(reverse.max_last), lg),
       ('max over the bins, jnp.max',
        jax.jit(lambda x: jnp.max(x, axis=-1)), lg),
   ]

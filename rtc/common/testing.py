@@ -81,12 +81,13 @@ def tiny_bc_config(c, run_path, logdir, shrink=True, **overrides):
   return c
 
 
-def perturbed_params(policy, seed: int = 0, scale: float = 0.1):
-  """Init params with every leaf moved by scale * N(0, 1): the
-  zero-initialised adaLN layers become non-zero."""
+def perturbed_params(policy, seed: int = 0, scale: float = 0.1,
+                     key_offset: int = 100):
+  """Init params with every leaf moved by scale * N(0, 1) (drawn with key
+  seed + key_offset): the zero-initialised adaLN layers become non-zero."""
   params = policy.init(jax.random.key(seed))
   leaves, tree = jax.tree.flatten(params)
-  keys = jax.random.split(jax.random.key(seed + 100), len(leaves))
+  keys = jax.random.split(jax.random.key(seed + key_offset), len(leaves))
   return jax.tree.unflatten(tree, [
       x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)])
 

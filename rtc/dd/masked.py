@@ -1,7 +1,7 @@
-r"""Masked (absorbing) discrete diffusion: `model.corruption = 'mask'`.
+r"""Masked (absorbing) discrete diffusion: `model.variant = 'masked'`.
 
-The sibling of rtc.dd.model's uniform corruption (the default, the seed's),
-on the same network, bins, ordinal options and decoding; only the forward
+The sibling of rtc.dd.uniform (the default, the seed's), on the same network
+(rtc.dd.base), bins, ordinal options and decoding; only the forward
 process, the loss and the reverse process differ.
 
 * Tokens: bins 0..K-1 and a mask token K (the bin embedding gets a K+1-th
@@ -31,14 +31,15 @@ process, the loss and the reverse process differ.
   exactly. Positions with 0 < w < 1 follow `model.soft_positions`:
   'tilt' (default): they start masked like the rest; when they are unmasked
   their bin is drawn from p_theta tilted towards the previous chunk exactly
-  as in the uniform model (`rtc.dd.model.tilt_terms`, weight g * w).
+  as in the uniform model (rtc.dd.base's tilt, weight g * w).
   'given': each starts as the previous chunk's bin (unmasked, kept) with
   probability w, else masked, i.e. at level 1 - w of the absorbing process,
   and nothing is tilted. w = 0 positions are sampled without guidance.
-* Early start (`model.early_start`, default on): with a fraction f of the
-  positions committed, the process starts at level 1 - f (the share of
-  masked tokens it then holds) and takes max(1, round(N (1 - f))) equal steps
-  to 0 instead of N: at H = 8, d = 3, N = 5, 3 network calls (0.6x naive).
+* Early start (`model.early_start`, default on; rtc.dd.base.early_start):
+  with a fraction f of the positions committed, the process starts at level
+  1 - f (the share of masked tokens it then holds) and takes
+  max(1, round(N (1 - f))) equal steps to 0 instead of N: at H = 8, d = 3,
+  N = 5, 3 network calls (0.6x naive).
   Inference delays may be traced, so the steps are a loop whose trip count
   is traced (`lax.fori_loop`; a `lax.cond` per step cost more at batch 1).
 * `training_time_action`: the first d positions are the previous chunk's
@@ -51,37 +52,29 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from rtc.dd import model as dd_model
+from rtc.dd import base
 from rtc.dd import ordinal
 from rtc.dd import reverse
-from rtc.dd import token_levels
 
-CORRUPTIONS = ('uniform', 'mask')
 ORDERS = ('random', 'confidence')
-SOFT_RULES = token_levels.SOFT_RULES
-MASK_ONLY = ('unmask_order', 'early_start')
-# Sampling options that per-token levels (rtc.dd.token_levels) have too.
-TOKEN_LEVEL_OPTIONS = ('early_start', 'soft_positions')
 
 
 @dataclasses.dataclass(frozen=True)
-class MaskedConfig(dd_model.ModelConfig):
-  corruption: str = 'mask'
+class MaskedConfig(base.ModelConfig):
+  variant: str = 'masked'
+  # 'random' or 'confidence' (MaskGIT's order): which masked tokens a step
+  # unmasks.
   unmask_order: str = 'random'
+  # Fewer steps when a prefix is committed (rtc.dd.base.early_start).
   early_start: bool = True
+  # realtime's rule for 0 < w < 1: 'tilt' or 'given'.
   soft_positions: str = 'tilt'
 
   def __post_init__(self):
     super().__post_init__()
-    if self.corruption != 'mask':
-      raise ValueError("MaskedConfig needs model.corruption = 'mask', got "
-                       f'{self.corruption!r}.')
-    if self.unmask_order not in ORDERS:
-      raise ValueError(f'model.unmask_order must be one of {ORDERS}, got '
-                       f'{self.unmask_order!r}.')
-    if self.soft_positions not in SOFT_RULES:
-      raise ValueError(f'model.soft_positions must be one of {SOFT_RULES}, '
-                       f'got {self.soft_positions!r}.')
+    base.check_choice('unmask_order', self.unmask_order, ORDERS)
+    base.check_choice('soft_positions', self.soft_positions,
+                      base.SOFT_RULES)
 
 
 def mask_tokens(rng, x0: jax.Array, t, num_bins: int):
@@ -142,38 +135,23 @@ def unmask_chunk(logits_fn, rng, x: jax.Array, num_steps: int, num_bins: int,
   return x, value
 
 
-class MaskEmbedding(dd_model.BinEmbedding):
-  """BinEmbedding with a K+1-th row per action dimension: the mask token."""
-
-  def __init__(self, action_dim, num_bins, dim, centre_features=False,
-               name=None):
-    super().__init__(action_dim, num_bins + 1, dim, centre_features, name)
-    self._bins = num_bins
-
-  def centre_features(self):
-    """The bins' centre features; the mask token's row gets none."""
-    feats = ordinal.centre_features(self._bins, self._shape[-1])
-    return jnp.pad(feats, ((0, 1), (0, 0)))
-
-
-class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
+class MaskedDiffusionPolicy(base.DiscreteDiffusionPolicy):
   """Discrete diffusion with masked corruption; the flow policy's interface."""
 
-  embedding = MaskEmbedding
+  extra_tokens = 1  # The mask token, K: a K+1-th embedding row, learned.
 
   @property
   def mask_token(self) -> int:
     return self.num_bins
 
   def _start(self, rng, obs, noise):
+    del rng  # The all-masked chunk.
+    noise = self._check_noise(
+        obs, noise, f'tokens (bins or the mask token {self.mask_token})')
+    if noise is not None:
+      return noise
     shape = (obs.shape[0], self.chunk_size, self.action_dim)
-    if noise is None:
-      return jnp.full(shape, self.mask_token, jnp.int32)
-    if noise.shape != shape:
-      raise ValueError(f'noise must be tokens (bins or the mask token '
-                       f'{self.mask_token}) of shape {shape}, got '
-                       f'{noise.shape}.')
-    return noise.astype(jnp.int32)
+    return jnp.full(shape, self.mask_token, jnp.int32)
 
   def _unmask(self, params, rng, x, obs, num_steps, tilt=None, clean=None,
               committed=None):
@@ -187,9 +165,7 @@ class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
 
     start, calls = 1.0, None
     if self.config.early_start and committed is not None:
-      # One start for the batch: the least committed chunk's share.
-      start = 1.0 - jnp.min(jnp.mean(committed.astype(jnp.float32), -1))
-      calls = jnp.clip(jnp.round(num_steps * start), 1, num_steps)
+      start, calls = base.early_start(committed, num_steps)
     return unmask_chunk(logits_fn, rng, x, num_steps, self.num_bins,
                         self.config.decode, self.config.unmask_order, start,
                         calls)
@@ -222,8 +198,7 @@ class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
   def training_time_action(self, params, rng, obs, num_steps: int,
                            prev_chunk, inference_delay, noise=None):
     """The first d positions are the previous chunk's bins at level 0."""
-    clean = jnp.arange(self.chunk_size)[None, :] < inference_delay
-    clean = jnp.broadcast_to(clean, (obs.shape[0], self.chunk_size))
+    clean = self._clean_prefix(obs, inference_delay)
     y = self.to_bins(prev_chunk)
     init_rng, rng = jax.random.split(rng)
     x = jnp.where(clean[..., None], y, self._start(init_rng, obs, noise))
@@ -231,66 +206,12 @@ class MaskedDiffusionPolicy(dd_model.DiscreteDiffusionPolicy):
                             committed=clean)
     return jnp.where(clean[..., None], self.from_bins(y), value)
 
-  def loss_and_metrics(self, params, rng, obs, action):
-    """Cross-entropy on the masked tokens (and their bin accuracy)."""
-    x0, (noise_level_rng, mask_rng, delay_rng) = self._loss_inputs(
-        rng, obs, action)
-    batch = x0.shape[0]
-    noise_level = jax.random.uniform(noise_level_rng, (batch,))
-    cond = noise_level
-    prefix_mask = self._training_prefix(delay_rng, batch)
-    if prefix_mask is not None:
-      cond = jnp.where(prefix_mask, 0.0, noise_level[:, None])
-    x_t, masked = mask_tokens(mask_rng, x0, cond, self.num_bins)
-    logits = self.logits(params, obs, x_t, cond)
-    return self.cross_entropy(logits, x0, masked.astype(jnp.float32))
+  def _corrupt(self, rng, x0, level):
+    """Masks each token with probability `level`; only masked tokens are in
+    the loss."""
+    x_t, masked = mask_tokens(rng, x0, level, self.num_bins)
+    return x_t, masked.astype(jnp.float32)
 
 
-def make_policy(model, obs_dim: int, action_dim: int):
-  """A DD policy from model options with `corruption` (a dict): uniform
-  (with shared or per-token levels, rtc.dd.token_levels) or masked."""
-  model = dict(model)
-  corruption = model.pop('corruption', 'uniform')
-  if corruption not in CORRUPTIONS:
-    raise ValueError(f'model.corruption must be one of {CORRUPTIONS}, got '
-                     f'{corruption!r}.')
-  for k in TOKEN_LEVEL_OPTIONS:  # Unset: the variant's default.
-    if k in model and model[k] is None:
-      model.pop(k)
-  token_mode = model.pop('token_levels', None) or 'shared'
-  share = model.pop('token_level_share', None)
-  if token_mode not in token_levels.TOKEN_LEVELS:
-    raise ValueError(f'model.token_levels must be one of '
-                     f'{token_levels.TOKEN_LEVELS}, got {token_mode!r}.')
-  if token_mode == 'shared' and share is not None:
-    raise ValueError("model.token_level_share applies only to "
-                     "model.token_levels = 'independent'; remove it.")
-  if corruption == 'mask' and token_mode != 'shared':
-    raise ValueError("model.token_levels = 'independent' is built for "
-                     "model.corruption = 'uniform' only; set one of them "
-                     'back.')
-  if corruption == 'uniform':
-    # Per-token levels have early start and soft positions too.
-    allowed = TOKEN_LEVEL_OPTIONS if token_mode == 'independent' else ()
-    extra = [k for k in MASK_ONLY + ('soft_positions',)
-             if model.get(k) is not None and k not in allowed]
-    if extra:
-      also = (" or model.token_levels = 'independent'"
-              if extra[0] in TOKEN_LEVEL_OPTIONS else '')
-      raise ValueError(f'model.{extra[0]} applies only to model.corruption '
-                       f"= 'mask'{also}; remove it or set corruption to "
-                       "'mask'.")
-    for k in MASK_ONLY + ('soft_positions',):
-      if k not in allowed:
-        model.pop(k, None)
-    if token_mode == 'independent':
-      model.update(token_levels=token_mode, token_level_share=(
-          0.5 if share is None else share))
-      return token_levels.TokenLevelsPolicy(
-          token_levels.TokenLevelsConfig(**model), obs_dim, action_dim)
-    return dd_model.make_policy(model, obs_dim, action_dim)
-  legacy = model.pop('expected_value_output', None)  # As rtc.dd.model reads.
-  if model.get('decode') is None:
-    model['decode'] = 'expected_value' if legacy else 'sample'
-  return MaskedDiffusionPolicy(MaskedConfig(**model), obs_dim, action_dim)
-
+# The leaf interface (rtc.dd.model).
+Config, Policy = MaskedConfig, MaskedDiffusionPolicy

@@ -7,42 +7,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from configs import dd as dd_config
+from rtc.common import bins
 from rtc.dd import masked
-from rtc.dd import model as dd_model
-from rtc.dd import token_levels
+from rtc.dd import testing
 
-O, A, H, K = 3, 2, 8, 16
-TINY = dict(channel_dim=32, channel_hidden_dim=64, token_hidden_dim=16,
-            num_layers=1, action_chunk_size=H, num_bins=K,
-            bin_embedding_dim=8, corruption='mask')
+O, A, H, K = testing.O, testing.A, testing.H, testing.K
+_perturbed_params = testing.perturbed_params
+_counting = testing.counting
 
 
 def _policy(**overrides):
-  return dd_model.make_policy(dict(TINY, **overrides), O, A)
-
-
-def _perturbed_params(policy, seed=0):
-  """Initial params plus noise, so zero-initialised outputs are not flat."""
-  params = policy.init(jax.random.key(seed))
-  leaves, tree = jax.tree_util.tree_flatten(params)
-  keys = jax.random.split(jax.random.key(seed + 1), len(leaves))
-  return jax.tree_util.tree_unflatten(tree, [
-      l + 0.3 * jax.random.normal(k, l.shape) for l, k in zip(leaves, keys)])
-
-
-def _counting(policy):
-  """Wraps policy.logits; returns a list that grows by one per network call
-  actually executed (a runtime callback, so skipped scan steps don't count)."""
-  calls, seen = [], []
-  original = policy.logits
-
-  def logits(params, obs, x, t, tilt=None):
-    jax.debug.callback(lambda x: (calls.append(1), seen.append(x)), x)
-    return original(params, obs, x, t, tilt)
-
-  policy.logits = logits
-  return calls, seen
+  return testing.tiny_policy('masked', **overrides)
 
 
 class MaskProcessTest(parameterized.TestCase):
@@ -68,9 +43,7 @@ class MaskProcessTest(parameterized.TestCase):
   def test_loss_ignores_unmasked_tokens(self):
     policy = _policy()
     params = _perturbed_params(policy)
-    obs = jax.random.normal(jax.random.key(0), (16, O))
-    action = jax.random.uniform(jax.random.key(1), (16, H, A), minval=-1,
-                                maxval=1)
+    obs, action = testing.random_batch(16, O, H, A)
     key = jax.random.key(5)
     level_rng, mask_rng, _ = jax.random.split(key, 3)
     level = jax.random.uniform(level_rng, (16,))
@@ -153,9 +126,7 @@ class SamplingTest(parameterized.TestCase):
     policy = _policy()
     params = _perturbed_params(policy)
     _, seen = _counting(policy)
-    obs = jax.random.normal(jax.random.key(0), (4, O))
-    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
-                              maxval=1)
+    obs, prev = testing.random_batch(4, O, H, A)
     out = policy.realtime_action(params, jax.random.key(2), obs, 5, prev, 3,
                                  5, schedule)
     y = policy.to_bins(prev)
@@ -212,9 +183,7 @@ class SamplingTest(parameterized.TestCase):
     policy = _policy(decode='sample')
     params = _perturbed_params(policy)
     calls, _ = _counting(policy)
-    obs = jax.random.normal(jax.random.key(0), (4, O))
-    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
-                              maxval=1)
+    obs, prev = testing.random_batch(4, O, H, A)
     realtime = jax.jit(policy.realtime_action, static_argnums=(3, 7))
     naive = jax.jit(policy.action, static_argnums=(3,))
     naive(params, jax.random.key(2), obs, 5).block_until_ready()
@@ -227,7 +196,7 @@ class SamplingTest(parameterized.TestCase):
     jax.effects_barrier()
     self.assertEqual(naive_calls, 5)
     self.assertEqual(len(calls), 3)
-    centres = np.asarray(dd_model.bin_centres(K))
+    centres = np.asarray(bins.bin_centres(K))
     dist = np.abs(np.asarray(out)[..., None] - centres).min(-1)
     np.testing.assert_allclose(dist, 0.0, atol=1e-6)
     # Without early start: all 5.
@@ -250,187 +219,6 @@ class SamplingTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, 'noise must be tokens'):
       policy.action(params, jax.random.key(1), obs, 2,
                     noise=jnp.zeros((2, H), jnp.int32))
-
-
-class TokenLevelsTest(absltest.TestCase):
-  """rtc.dd.token_levels (uniform corruption, per-token levels)."""
-
-  def _policy(self, **overrides):
-    return _policy(corruption='uniform', token_levels='independent',
-                   **overrides)
-
-  def test_network_receives_per_token_levels_for_a_share(self):
-    policy = self._policy(token_level_share=0.25)
-    self.assertIsInstance(policy, token_levels.TokenLevelsPolicy)
-    seen = []
-    original = policy.logits
-    policy.logits = lambda p, o, x, t, tilt=None: (seen.append(t),
-                                                   original(p, o, x, t))[1]
-    obs = jnp.zeros((256, O))
-    policy.loss(policy.init(jax.random.key(0)), jax.random.key(1), obs,
-                jnp.zeros((256, H, A)))
-    level = np.asarray(seen[0])
-    self.assertEqual(level.shape, (256, H))
-    varied = (level.max(1) - level.min(1)) > 0
-    # 256 examples: the standard error of the share is 0.027.
-    self.assertAlmostEqual(varied.mean(), 0.25, delta=0.11)
-
-  def test_committed_positions_clean_at_level_zero_every_step(self):
-    policy = self._policy()
-    params = _perturbed_params(policy)
-    seen = []
-    original = policy.logits
-
-    def spy(p, o, x, t, tilt=None):
-      jax.debug.callback(lambda x, t: seen.append((x, t)), x,
-                         jnp.broadcast_to(t, x.shape[:2]))
-      return original(p, o, x, t, tilt)
-
-    policy.logits = spy
-    obs = jax.random.normal(jax.random.key(0), (4, O))
-    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
-                              maxval=1)
-    out = policy.realtime_action(params, jax.random.key(2), obs, 4, prev, 3,
-                                 5)
-    jax.effects_barrier()
-    y = np.asarray(policy.to_bins(prev))
-    np.testing.assert_array_equal(out[:, :3], policy.from_bins(y[:, :3]))
-    self.assertLen(seen, 4)
-    for x, level in seen:
-      np.testing.assert_array_equal(np.asarray(x)[:, :3], y[:, :3])
-      np.testing.assert_array_equal(np.asarray(level)[:, :3], 0.0)
-      self.assertTrue((np.asarray(level)[:, 3:] > 0).all())
-    # The seed's model re-corrupts them instead.
-    seed = _policy(corruption='uniform')
-    seed_seen = []
-    seed_logits = seed.logits
-    seed.logits = lambda p, o, x, t, tilt=None: (
-        jax.debug.callback(lambda t: seed_seen.append(t), jnp.asarray(t)),
-        seed_logits(p, o, x, t, tilt))[1]
-    seed.realtime_action(params, jax.random.key(2), obs, 4, prev, 3, 5)
-    jax.effects_barrier()
-    self.assertEqual(np.asarray(seed_seen[0]).shape, ())
-
-  def test_given_soft_positions_start_from_the_plan_at_level_one_minus_w(
-      self):
-    policy = self._policy(soft_positions='given')
-    params = _perturbed_params(policy)
-    seen = []
-    original = policy.logits
-
-    def spy(p, o, x, t, tilt=None):
-      self.assertIsNone(tilt)  # Nothing is tilted.
-      jax.debug.callback(lambda x, t: seen.append((x, t)), x,
-                         jnp.broadcast_to(t, x.shape[:2]))
-      return original(p, o, x, t, tilt)
-
-    policy.logits = spy
-    b = 512
-    obs = jax.random.normal(jax.random.key(0), (b, O))
-    y = jax.random.randint(jax.random.key(1), (b, H, A), 0, K)
-    w = jnp.array([1, 1, 0.8, 0.3, 0, 0, 0, 0], jnp.float32)
-    committed = jnp.broadcast_to((w >= 1)[None], (b, H))
-    policy._guided(params, jax.random.key(2), obs, 4, None, y, (y, w, 3.0),  # pylint: disable=protected-access
-                   committed)
-    jax.effects_barrier()
-    self.assertLen(seen, 4)
-    # Levels: (1 - w) times the shared level 1, 3/4, 1/2, 1/4.
-    for k, (_, level) in enumerate(seen):
-      np.testing.assert_allclose(
-          np.asarray(level), np.broadcast_to((1 - w) * (1 - k / 4), (b, H)),
-          atol=1e-6)
-    # At the first call a token is y with probability w + (1 - w) / K.
-    same = (np.asarray(seen[0][0]) == np.asarray(y)).mean(axis=(0, 2))
-    # 1024 tokens per position: standard error <= 0.016; tolerance 0.05.
-    np.testing.assert_allclose(same, w + (1 - w) / K, atol=0.05)
-
-  def test_early_start_makes_fewer_calls_and_stays_on_bin_centres(self):
-    params = _perturbed_params(self._policy())
-    obs = jax.random.normal(jax.random.key(0), (4, O))
-    prev = jax.random.uniform(jax.random.key(1), (4, H, A), minval=-1,
-                              maxval=1)
-    counts = {}
-    for rule in ('tilt', 'given'):
-      for early in (False, True):
-        policy = self._policy(early_start=early, soft_positions=rule,
-                              decode='sample')
-        calls, _ = _counting(policy)
-        # Traced delay: H = 8, d = 3, N = 5 -> round(5 * 5 / 8) = 3 calls.
-        out = jax.jit(policy.realtime_action, static_argnums=(3, 7))(
-            params, jax.random.key(2), obs, 5, prev, jnp.int32(3),
-            jnp.int32(5), 'exp')
-        jax.effects_barrier()
-        counts[rule, early] = len(calls)
-        centres = np.asarray(dd_model.bin_centres(K))
-        dist = np.abs(np.asarray(out)[..., None] - centres).min(-1)
-        np.testing.assert_allclose(dist, 0.0, atol=1e-6)
-        np.testing.assert_array_equal(
-            out[:, :3], policy.from_bins(policy.to_bins(prev))[:, :3])
-    self.assertEqual(counts, {('tilt', False): 5, ('tilt', True): 3,
-                              ('given', False): 5, ('given', True): 3})
-
-  def test_refusals(self):
-    with self.assertRaisesRegex(ValueError, 'built for model.corruption'):
-      _policy(token_levels='independent')
-    with self.assertRaisesRegex(ValueError, 'model.token_levels must be'):
-      _policy(corruption='uniform', token_levels='per_dim')
-    with self.assertRaisesRegex(ValueError, 'token_level_share must be in'):
-      self._policy(token_level_share=1.5)
-    with self.assertRaisesRegex(ValueError, 'token_level_share applies'):
-      _policy(corruption='uniform', token_level_share=0.5)
-
-
-class ConfigTest(absltest.TestCase):
-
-  def test_variant_read_from_options(self):
-    c = dd_config.get_config('masked')
-    model = dict(c.model.to_dict(), **{k: v for k, v in TINY.items()
-                                       if k != 'corruption'})
-    policy = dd_model.make_policy(model, O, A)
-    self.assertIsInstance(policy, masked.MaskedDiffusionPolicy)
-    # The embedding has a mask-token row; the uniform one does not.
-    shapes = policy.param_shapes()
-    emb = [v for k, v in shapes.items() if 'embed' in k][0]['embeddings']
-    self.assertEqual(emb.shape, (A, K + 1, 8))
-    uniform = dd_model.make_policy(dict(model, corruption='uniform',
-                                        unmask_order=None,
-                                        early_start=None,
-                                        soft_positions=None), O, A)
-    self.assertNotIsInstance(uniform, masked.MaskedDiffusionPolicy)
-    old = {k: v for k, v in model.items() if k not in
-           ('corruption', 'unmask_order', 'early_start', 'soft_positions')}
-    self.assertNotIsInstance(dd_model.make_policy(old, O, A),
-                             masked.MaskedDiffusionPolicy)
-
-  def test_token_levels_preset(self):
-    c = dd_config.get_config('token_levels')
-    model = dict(c.model.to_dict(), **{k: v for k, v in TINY.items()
-                                       if k != 'corruption'})
-    policy = dd_model.make_policy(model, O, A)
-    self.assertIsInstance(policy, token_levels.TokenLevelsPolicy)
-    self.assertEqual(policy.config.token_level_share, 0.5)
-
-  def test_impossible_combinations_are_refused(self):
-    with self.assertRaisesRegex(ValueError, 'model.corruption must be one'):
-      _policy(corruption='gaussian')
-    with self.assertRaisesRegex(ValueError, "model.unmask_order applies only"):
-      _policy(corruption='uniform', unmask_order='random')
-    with self.assertRaisesRegex(ValueError, "model.early_start applies only"):
-      _policy(corruption='uniform', early_start=True)
-    with self.assertRaisesRegex(ValueError, "model.unmask_order applies only"):
-      _policy(corruption='uniform', token_levels='independent',
-              unmask_order='random')
-    with self.assertRaisesRegex(ValueError, 'model.unmask_order must be one'):
-      _policy(unmask_order='left_to_right')
-    with self.assertRaisesRegex(ValueError, 'model.soft_positions must be'):
-      _policy(soft_positions='blend')
-    with self.assertRaisesRegex(ValueError, 'model.soft_positions applies'):
-      _policy(corruption='uniform', soft_positions='given')
-    with self.assertRaisesRegex(ValueError, 'model.soft_positions must be'):
-      _policy(corruption='uniform', token_levels='independent',
-              soft_positions='blend')
-    with self.assertRaisesRegex(ValueError, 'unknown preset'):
-      dd_config.get_config('maskd')
 
 
 if __name__ == '__main__':

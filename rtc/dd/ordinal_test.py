@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rtc.common import bins
+from rtc.dd import base
 from rtc.dd import model as dd_model
 from rtc.dd import ordinal
 
@@ -58,18 +60,18 @@ class TargetTest(parameterized.TestCase):
 
   def test_options_are_validated(self):
     with self.assertRaisesRegex(ValueError, 'model.decode must be one of'):
-      dd_model.ModelConfig(decode='median')
+      base.ModelConfig(decode='median')
     with self.assertRaisesRegex(ValueError, 'model.target_sigma must be'):
-      dd_model.ModelConfig(target_sigma=-1.0)
+      base.ModelConfig(target_sigma=-1.0)
     with self.assertRaisesRegex(ValueError, 'model.ordinal_head must be'):
-      dd_model.ModelConfig(ordinal_head=1)
+      base.ModelConfig(ordinal_head=1)
 
 
 class FeaturesTest(absltest.TestCase):
 
   def _table(self, centre):
     def fn(x):
-      return dd_model.BinEmbedding(A, 64, 16, centre)(x).features()
+      return base.BinEmbedding(A, 64, 16, centre)(x).features()
 
     net = hk.without_apply_rng(hk.transform(fn))
     bins = jnp.arange(64)[None, :, None].repeat(A, axis=-1)  # [1, K, A]
@@ -95,8 +97,8 @@ class FeaturesTest(absltest.TestCase):
     seed = dd_model.make_policy(TINY, O, A)
     head = dd_model.make_policy(dict(TINY, ordinal_head=4), O, A)
     params = head.init(jax.random.key(0))
-    self.assertEqual(params[dd_model.HEAD]['weights'].shape, (32, A, 4))
-    seed_params = {k: v for k, v in params.items() if k != dd_model.HEAD}
+    self.assertEqual(params[base.HEAD]['weights'].shape, (32, A, 4))
+    seed_params = {k: v for k, v in params.items() if k != base.HEAD}
     obs = jax.random.normal(jax.random.key(1), (2, O))
     x = jnp.zeros((2, H, A), jnp.int32)
     np.testing.assert_allclose(head.logits(params, obs, x, 0.5),
@@ -104,7 +106,7 @@ class FeaturesTest(absltest.TestCase):
                                atol=1e-6)
     # A unit weight from channel 0 to the basis' first function (the centre
     # c) adds h_0 * c_k to bin k's logit: a slope constant over the bins.
-    params[dd_model.HEAD]['weights'] = jnp.zeros((32, A, 4)).at[0, :, 0].set(
+    params[base.HEAD]['weights'] = jnp.zeros((32, A, 4)).at[0, :, 0].set(
         1.0)
     diff = head.logits(params, obs, x, 0.5) - seed.logits(seed_params, obs,
                                                           x, 0.5)
@@ -118,7 +120,7 @@ class DecodeTest(parameterized.TestCase):
 
   def test_decodes_of_given_logits(self):
     k = 8
-    centres = np.asarray(dd_model.bin_centres(k))
+    centres = np.asarray(bins.bin_centres(k))
     logits = jnp.log(jnp.array([[0.1, 0.6, 0.3, 0, 0, 0, 0, 0]]) + 1e-12)
     x0 = jnp.array([2])
     self.assertAlmostEqual(float(ordinal.decode(x0, logits, 'sample')[0]),
@@ -140,7 +142,7 @@ class DecodeTest(parameterized.TestCase):
     self.assertEqual(out.shape, (16, H, A))
     self.assertTrue(np.all(np.abs(out) <= 1.0))
     if how in ('sample', 'mode'):
-      centres = np.asarray(dd_model.bin_centres(TINY['num_bins']))
+      centres = np.asarray(bins.bin_centres(TINY['num_bins']))
       self.assertTrue(np.all(np.min(np.abs(out[..., None] - centres), -1)
                              < 1e-6))
 

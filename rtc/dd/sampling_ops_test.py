@@ -6,15 +6,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtc.dd import model as dd_model
+from rtc.dd import reverse
 from rtc.dd import sampling_ops
 
 
 def _draws(choice, logits, x_t, key):
   with sampling_ops.use(choice):
-    sample = jax.jit(dd_model.sample_logits)(key, logits)
-    reverse = jax.jit(dd_model.reverse_sample)(key, logits, x_t, 0.6, 0.3)
-  return np.asarray(sample), np.asarray(reverse)
+    sample = jax.jit(reverse.sample_logits)(key, logits)
+    step = jax.jit(reverse.reverse_sample)(key, logits, x_t, 0.6, 0.3)
+  return np.asarray(sample), np.asarray(step)
 
 
 class SamplingOpsTest(parameterized.TestCase):

@@ -1,10 +1,10 @@
-"""Per-token corruption levels for uniform DD (`model.token_levels`), in the
-spirit of diffusion forcing (Chen et al. 2024).
+"""Per-token corruption levels for uniform DD (`model.variant =
+'token_levels'`), in the spirit of diffusion forcing (Chen et al. 2024).
 
 The seed's DD trains with one corruption level per chunk, so at sampling it
 cannot tell a committed token from a noisy one: `realtime` re-corrupts the
-committed positions to the current level at every step (rtc.dd.model).
-With `model.token_levels = 'independent'`:
+committed positions to the current level at every step (rtc.dd.uniform).
+This leaf builds on that one (its forward process and `sample_chunk`):
 
 * Training: a share `model.token_level_share` of the examples (default 0.5)
   draw a level per chunk position, t_h ~ U[0, 1), the others one level per
@@ -19,13 +19,15 @@ With `model.token_levels = 'independent'`:
   previous chunk's bin at its own level 1 - w: kept with probability w,
   else a uniform bin, and its level falls from 1 - w to 0 over the steps
   while w = 0 positions fall from 1; nothing is tilted).
-* Early start (`model.early_start`, default off): with a share f of the
-  positions committed, max(1, round(N (1 - f))) equal steps from level 1
-  to 0 instead of N (H = 8, d = 3, N = 5: 3 network calls); the committed
-  positions are clean anyway, so the others get fewer, larger steps.
+* Early start (`model.early_start`, default off; rtc.dd.base.early_start):
+  with a share f of the positions committed, max(1, round(N (1 - f)))
+  equal steps from level 1 to 0 instead of N (H = 8, d = 3, N = 5: 3
+  network calls); the committed positions are clean anyway, so the others
+  get fewer, larger steps.
 * `naive`, BID and `training_time` are the uniform model's.
 
-`'shared'` (and runs without the option) is the seed's model.
+Runs written with `model.token_levels = 'independent'` read as this variant
+(rtc.dd.model.upgrade); `'shared'` was the seed's model.
 """
 
 import dataclasses
@@ -33,30 +35,27 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from rtc.dd import model as dd_model
-
-TOKEN_LEVELS = ('shared', 'independent')
-SOFT_RULES = ('tilt', 'given')
+from rtc.dd import base
+from rtc.dd import uniform
 
 
 @dataclasses.dataclass(frozen=True)
-class TokenLevelsConfig(dd_model.ModelConfig):
-  token_levels: str = 'independent'
+class TokenLevelsConfig(base.ModelConfig):
+  variant: str = 'token_levels'
+  # The share of training examples that draw a level per position.
   token_level_share: float = 0.5
+  # realtime's rule for 0 < w < 1: 'tilt' or 'given'.
   soft_positions: str = 'tilt'
+  # Fewer steps when a prefix is committed (rtc.dd.base.early_start).
   early_start: bool = False
 
   def __post_init__(self):
     super().__post_init__()
-    if self.token_levels != 'independent':
-      raise ValueError("TokenLevelsConfig needs model.token_levels = "
-                       f"'independent', got {self.token_levels!r}.")
     if not 0.0 <= self.token_level_share <= 1.0:
       raise ValueError('model.token_level_share must be in [0, 1], got '
                        f'{self.token_level_share}.')
-    if self.soft_positions not in SOFT_RULES:
-      raise ValueError(f'model.soft_positions must be one of {SOFT_RULES}, '
-                       f'got {self.soft_positions!r}.')
+    base.check_choice('soft_positions', self.soft_positions,
+                      base.SOFT_RULES)
 
 
 def draw_noise_levels(rng, batch: int, chunk_size: int, share: float):
@@ -71,7 +70,7 @@ def draw_noise_levels(rng, batch: int, chunk_size: int, share: float):
   return noise_levels, independent
 
 
-class TokenLevelsPolicy(dd_model.DiscreteDiffusionPolicy):
+class TokenLevelsPolicy(uniform.UniformPolicy):
   """Uniform DD trained with per-token levels; committed tokens are clean."""
 
   def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed):
@@ -79,36 +78,25 @@ class TokenLevelsPolicy(dd_model.DiscreteDiffusionPolicy):
     or started from y at level 1 - w (`soft_positions`)."""
     calls = None
     if self.config.early_start:
-      # One count for the batch: the least committed chunk's share.
-      free = 1.0 - jnp.min(jnp.mean(committed.astype(jnp.float32), -1))
-      calls = jnp.clip(jnp.round(num_steps * free), 1, num_steps)
+      _, calls = base.early_start(committed, num_steps)
     if self.config.soft_positions == 'tilt':
-      x0, logits = self._sample(params, rng, obs, num_steps, noise,
-                                tilt=tilt, y=y, clean=committed, calls=calls)
-      return self._decode(x0, logits)
+      return self._sample(params, rng, obs, num_steps, noise, tilt=tilt,
+                          constraint=uniform.Constraint(
+                              y=y, clean=committed, calls=calls))
     w = tilt[1]
     init_rng, keep_rng, rng = jax.random.split(rng, 3)
     start = jnp.broadcast_to(1.0 - w[None, :], committed.shape)
     keep = jax.random.uniform(keep_rng, y.shape) >= start[..., None]
     noise = jnp.where(keep, y, self._start(init_rng, obs, noise))
-    x0, logits = self._sample(params, rng, obs, num_steps, noise, y=y,
-                              clean=committed, start=start, calls=calls)
-    return self._decode(x0, logits)
+    return self._sample(params, rng, obs, num_steps, noise,
+                        constraint=uniform.Constraint(
+                            y=y, clean=committed, start=start, calls=calls))
 
-  def loss_and_metrics(self, params, rng, obs, action):
-    """The seed's cross-entropy with per-token levels for a share."""
-    x0, (noise_level_rng, noise_rng, delay_rng) = self._loss_inputs(
-        rng, obs, action)
-    batch = x0.shape[0]
-    noise_levels, _ = draw_noise_levels(noise_level_rng, batch,
-                                        self.chunk_size,
-                                        self.config.token_level_share)
-    covered = jnp.ones((batch, self.chunk_size), bool)
-    prefix_mask = self._training_prefix(delay_rng, batch)
-    if prefix_mask is not None:
-      covered = ~prefix_mask
-      noise_levels = jnp.where(covered, noise_levels, 0.0)
-    x_t = dd_model.corrupt(noise_rng, x0, noise_levels, self.num_bins)
-    logits = self.logits(params, obs, x_t, noise_levels)
-    return self.cross_entropy(logits, x0, jnp.broadcast_to(
-        covered[..., None], x0.shape).astype(jnp.float32))
+  def _draw_levels(self, rng, batch: int):
+    """Per-token levels [B, H] for a share of the examples."""
+    return draw_noise_levels(rng, batch, self.chunk_size,
+                             self.config.token_level_share)[0]
+
+
+# The leaf interface (rtc.dd.model).
+Config, Policy = TokenLevelsConfig, TokenLevelsPolicy
