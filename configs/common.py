@@ -40,8 +40,8 @@ def model(**overrides) -> config_dict.ConfigDict:
 
 
 def distributed() -> config_dict.ConfigDict:
-  """One job of several processes (rtc.common.distributed; README "Scaling
-  up"). Nothing set: one process. They change no result."""
+  """One job of several processes (rtc.common.distributed;
+  docs/scaling.md). Nothing set: one process. They change no result."""
   c = config_dict.ConfigDict()
   # True: jax.distributed.initialize() reads the cluster (SLURM, Open MPI).
   c.auto = False

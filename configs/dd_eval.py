@@ -5,7 +5,7 @@
 
 `realtime.max_guidance_weight` is the DD guidance strength g (the tilt
 exp(-g * w * (centre - y)^2 / 2) on p_theta(x_0)); its default comes from the
-sweep recorded in README.md ("Choosing g").
+sweep recorded in docs/dd_variants.md, "Choosing g".
 """
 
 from ml_collections import config_dict
@@ -13,7 +13,7 @@ from ml_collections import config_dict
 from configs import common
 from configs import dd
 
-# Chosen by measurement: see README.md, "Choosing g".
+# Chosen by measurement: see docs/dd_variants.md, "Choosing g".
 DEFAULT_GUIDANCE = 3.0
 
 

@@ -8,7 +8,7 @@ Presets (the text after ':'):
 
 * `paper` (default): the paper's settings for its 12 large levels, 8 seeds
   each, ~6e9 environment steps: GPU work. Four of the 12 levels are not
-  shipped with kinetix-env: add --config.worlds_dir=<their folder> (README,
+  shipped with kinetix-env: add --config.worlds_dir=<their folder> (docs/scaling.md,
   "Levels, data and outputs", says where they come from), or use
   --config.levels=paper_packaged for the 8 that are.
 * `cpu`: m/h0_unicycle and m/h4_thrust_the_needle, 4 seeds each, the

@@ -23,12 +23,12 @@ from rtc.common import registry
 # experts solve >= 0.9 and naive flow loses >= 0.2 from d = 0 to d = 4
 # (`bazel run //rtc/bench:level_survey`, docs/level_survey.csv; the four
 # levels whose experts ended below 0.9 re-surveyed with --expert_updates=150,
-# docs/level_survey_150_updates.csv; README "CPU benchmark"). Only these
+# docs/level_survey_150_updates.csv; docs/benchmarks.md). Only these
 # three of the 34 s/ and m/ levels qualify; s/h5_rotate_fall is padded to
 # the m/ levels' entity counts (rtc.common.envs.load_levels).
 SUITE = ('m/h0_unicycle', 'm/arm_hard', 's/h5_rotate_fall')
 # Compared policies: name -> (kind, preset of configs/<kind>.py). The
-# quickstart's DD is masked DD, chosen by measurement (README "Which DD
+# quickstart's DD is masked DD, chosen by measurement (docs/dd_variants.md "Which DD
 # variant": on m/h0_unicycle its naive sampling beats flow's realtime);
 # `:variants` adds configs/dd.py's default (uniform corruption, the seed's
 # process) and its per-token-level preset.

@@ -4,7 +4,7 @@ r"""The CPU benchmark: the quickstart's whole pipeline on the CPU suite.
 
 It is `//rtc:quickstart` with `--config=configs/quickstart.py:suite`: the
 levels of configs/quickstart.py's SUITE (chosen by `bazel run
-//rtc/bench:level_survey`, README "CPU benchmark"), trained together
+//rtc/bench:level_survey`, docs/benchmarks.md), trained together
 (vmapped over levels), 256 episodes per point. Outputs (rtc.report):
 results.csv (one row per level, method, delay and policy),
 mean_solve_rate_vs_delay.png, per_level_solve_rate_vs_delay.png and

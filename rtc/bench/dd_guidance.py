@@ -7,7 +7,7 @@ For every delay d (execution horizon s = max(1, d)) and every g, evaluates
 the DD `realtime` method (exp schedule) on the run's levels with the shared
 rollout, g passed as a traced value (one compilation for the whole sweep),
 plus `naive` as the baseline. Prints a table and writes it as CSV
-(`--output`). README.md ("Choosing g") records the sweep behind the default
+(`--output`). docs/dd_variants.md, "Choosing g" records the sweep behind the default
 in configs/dd_eval.py.
 """
 

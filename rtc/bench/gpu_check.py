@@ -21,7 +21,7 @@ Prints one table, measured in one run:
   evaluation rollout of the 12 levels at 2048 envs.
 
 The paper levels come from `--worlds_dir`, a folder holding all 12 as
-`l/*.json` (README "Levels"); without it, the 8 that kinetix-env ships. `--smoke` runs the same code on 2
+`l/*.json` (docs/scaling.md); without it, the 8 that kinetix-env ships. `--smoke` runs the same code on 2
 small levels with a tiny model, batch 8, 4 envs and 2 PPO updates.
 """
 

@@ -16,7 +16,7 @@ the 'exp' schedule) and sampled with N = 5 steps. Reported per variant and
 method over positions d..H-1: the share of chunks whose nearest mode is the
 committed one, and the mean absolute error to the committed line, as a
 ratio to the variant's own naive sampling. The test prints the table (the
-README's "Masked discrete diffusion" copies it) and asserts what the
+docs/dd_variants.md's "Masked discrete diffusion" copies it) and asserts what the
 variants reach with stated margins. Issue 14's goal for the best DD variant
 (>= 0.95 on the modes, <= 0.5x naive's line error) is met by masked DD's
 realtime with confidence order (1.00, 0.45x); with random order 0.52x.
@@ -143,7 +143,7 @@ class ContinuationTest(absltest.TestCase):
     share = {v: {m: r[m][0] for m in r} for v, r in rows.items()}
     for v in rows:  # The observation does not reveal the plan.
       self.assertLess(share[v]['naive'], 0.6, v)
-    # Measured (README.md "Masked discrete diffusion"; seed 0, and seed 1 in
+    # Measured (docs/dd_variants.md "Masked discrete diffusion"; seed 0, and seed 1 in
     # brackets): masked DD (soft positions 'given') 1.00 and realtime 0.52x
     # [0.50x] (random order) or 0.45x [0.42x] (confidence order), hard
     # masking 0.61x / 0.53x; with the 'tilt' rule realtime is 0.61x [0.60x];

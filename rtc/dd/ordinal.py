@@ -3,7 +3,7 @@ r"""Ordinal-aware pieces of the discrete-diffusion policy (rtc.dd.model).
 The seed's DD treats the K bins as unrelated classes: one-hot
 cross-entropy, a free embedding table per action dimension, a free output
 row per bin. Nothing tells the network that bin 130 is next to bin 131, so it
-learns the order of the action axis from data, one bin at a time (README.md,
+learns the order of the action axis from data, one bin at a time (docs/dd_variants.md,
 "Why DD learned slowly"). The options here give it that order; each is off
 in the seed's configuration and recorded in a run's config.json.
 

@@ -25,7 +25,7 @@ r"""Uniform-corruption discrete diffusion, the seed's model:
 * `realtime_action` (no gradients): positions with w = 1 are pinned: at
   every step their token is y forward-corrupted to the current level, and
   exactly y at the end. Positions with 0 < w < 1 are guided by the tilt
-  (rtc.dd.base), g = `max_guidance_weight` (README.md, "Choosing g": 3 on
+  (rtc.dd.base), g = `max_guidance_weight` (docs/dd_variants.md, "Choosing g": 3 on
   the quickstart level, g >= 10 hurts). Positions with w = 0 are sampled as
   without guidance. `hard_masking` is the `zeros` schedule: pin the first d
   positions only.

@@ -31,7 +31,7 @@ Per level (all levels at once, vmapped and sharded over devices):
   per level the episodes, mean return, mean length and solve rate.
 
 In a job of several processes (`--config.distributed.*`,
-rtc.common.distributed; README "Scaling up") the levels are split over every
+rtc.common.distributed; docs/scaling.md) the levels are split over every
 process's devices: every process makes the same choice of checkpoints, loads
 the experts of its own levels only and writes their .npz files; process 0
 prints the progress and (gathered) every level's summary. The files equal

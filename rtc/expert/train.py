@@ -37,7 +37,7 @@ environment on m/h0_unicycle (4.6 MB for the quickstart's 2 x 64). Only
 changes are refused with the first difference named.
 
 In a job of several processes (`--config.distributed.*`,
-rtc.common.distributed; README "Scaling up") the units of a group span
+rtc.common.distributed; docs/scaling.md) the units of a group span
 every process's devices: each process runs its own units and writes their
 `seed_<i>/<update>/` checkpoints; process 0 writes `config.json`,
 TensorBoard and (gathered, without the padding, so a resume may use another
