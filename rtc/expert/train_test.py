@@ -25,6 +25,7 @@ from rtc.common import summary
 from rtc.common import testing
 from rtc.expert import agent as agent_lib
 from rtc.expert import generate_data
+from rtc.expert import level_files
 from rtc.expert import store
 from rtc.expert import train
 
@@ -215,7 +216,9 @@ class ExpertPipelineTest(absltest.TestCase):
     path = self.data_paths[0]
     with np.load(path) as z:
       arrays = {k: z[k] for k in z.files}
-    self.assertEqual(sorted(arrays), sorted(data_lib.KEYS))
+    # The DESIGN §10 arrays and the settings record (resuming).
+    self.assertEqual(sorted(arrays),
+                     sorted(data_lib.KEYS + (level_files.META,)))
     t, e = 5, 8
     self.assertEqual(arrays['obs'].shape, (t, e, testing.TINY_OBS_DIM))
     self.assertEqual(arrays['obs'].dtype, np.float32)
