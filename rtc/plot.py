@@ -17,8 +17,12 @@ writes `<output>_intervals.png` and `<output>_gain_over_naive.png`.
 
 from absl import flags
 
-from rtc import report
+# pylint: disable=g-bad-import-order
+# cli first: it installs the log filters before Kinetix (through results)
+# loads and logs its Grain note.
 from rtc.common import cli
+from rtc import report
+# pylint: enable=g-bad-import-order
 from rtc.common import interval_plot
 from rtc.common import options
 from rtc.common import paths

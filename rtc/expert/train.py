@@ -258,7 +258,7 @@ def _train(config, log: Callable[[str], None]) -> str:
         compiled[len(units)] = (shard, _sharded(trainer, shard))
       done_steps, group_final = _train_group(
           config, trainer, compiled[len(units)], levels, units, run_dir,
-          writer, progress, done_steps, log)
+          writer, bar, done_steps, log)
       final.update(group_final)
   finally:
     writer.close()
@@ -272,7 +272,7 @@ def _train(config, log: Callable[[str], None]) -> str:
 
 
 def _train_group(config, trainer, compiled, levels, units, run_dir: str,
-                 writer, progress, done_steps: int, log):
+                 writer, bar, done_steps: int, log):
   """Trains the (seed, level index) `units` together; returns final rates."""
   from rtc.expert import ppo  # pylint: disable=g-import-not-at-top
   s = trainer.settings
