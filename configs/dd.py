@@ -29,6 +29,7 @@ Model options of rtc.dd.ordinal, recorded in the run's config.json:
 """
 
 from configs import common
+from rtc.dd import discrete_rtc as drtc
 from rtc.dd import masked
 from rtc.dd import model as dd_model
 from rtc.dd import token_levels
@@ -61,11 +62,21 @@ def model(preset: str = ''):
     return common.options_of(token_levels.TokenLevelsConfig,
                              corruption='uniform', soft_positions='tilt',
                              early_start=True, **ORDINAL)
+  if preset == 'discrete_rtc':
+    return discrete_rtc()
   return common.options_of(dd_model.ModelConfig, **ORDINAL)
 
 
+def discrete_rtc():
+  """DiscreteRTC's recipe (rtc.dd.discrete_rtc, docs/discrete_rtc.md): its
+  published values are the config class's defaults (K = 512, L1 weight 0.1,
+  choice temperature 0, early stop on)."""
+  return common.options_of(drtc.DiscreteRTCConfig)
+
+
 def get_config(preset: str = ''):
-  if preset not in ('', 'seed', 'masked', 'token_levels'):
+  if preset not in ('', 'seed', 'masked', 'token_levels', 'discrete_rtc'):
     raise ValueError(f"configs/dd.py: unknown preset {preset!r}; use '' "
-                     "(the default), 'seed', 'masked' or 'token_levels'.")
+                     "(the default), 'seed', 'masked', 'token_levels' or "
+                     "'discrete_rtc'.")
   return common.bc_train('logs-dd', model(preset))

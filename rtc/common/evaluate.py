@@ -36,7 +36,7 @@ from rtc.common import registry
 # Model options that only change how a chunk is sampled or decoded, so an
 # evaluation may set them for a trained run (None: the run's value).
 DECODE_OPTIONS = ('expected_value_output', 'decode', 'early_start',
-                  'soft_positions')
+                  'soft_positions', 'early_stop', 'adaptive_unmasking')
 SETTINGS_FILE = 'eval_settings.json'
 
 
