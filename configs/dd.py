@@ -17,8 +17,10 @@ diffusion"): model.corruption = 'mask', model.unmask_order = 'random' |
 'token_levels' is the default's options with per-token corruption levels
 (rtc.dd.token_levels): model.token_levels = 'independent' and
 model.token_level_share, the share of examples trained with a level per
-position. Runs without model.corruption / model.token_levels read as
-'uniform' / 'shared'.
+position. 'discrete_rtc' is DiscreteRTC's recipe (rtc.dd.discrete_rtc,
+docs/discrete_rtc.md): model.variant = 'discrete_rtc', K = 512, MaskGIT
+decoding, model.early_stop / model.adaptive_unmasking. Runs without
+model.corruption / model.token_levels read as 'uniform' / 'shared'.
 
 Model options of rtc.dd.ordinal, recorded in the run's config.json:
 * model.target_sigma: HL-Gauss target width in bin widths (0 = one-hot).
