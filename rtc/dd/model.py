@@ -64,6 +64,7 @@ from rtc.common import backbone
 from rtc.common import bins
 from rtc.common import policy
 from rtc.common import prefix
+from rtc.dd import discrete_rtc
 from rtc.dd import ordinal
 from rtc.dd import reverse
 
@@ -392,7 +393,6 @@ def make_policy(model, obs_dim: int, action_dim: int):
   """A DD policy from model options (a dict or ConfigDict): the seed's
   uniform corruption, or a variant of rtc.dd.masked."""
   model = model.to_dict() if hasattr(model, 'to_dict') else dict(model)
-  from rtc.dd import discrete_rtc  # pylint: disable=g-import-not-at-top
   if model.get('variant') == discrete_rtc.VARIANT:
     return discrete_rtc.make_policy(model, obs_dim, action_dim)
   discrete_rtc.refuse_options(model)  # E.g. early_stop on a uniform run.
