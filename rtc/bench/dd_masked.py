@@ -28,6 +28,8 @@ from rtc.dd import model as dd_model
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '256'], 'Batch sizes.')
 _ROUNDS = flags.DEFINE_list('rounds', ['30', '7'], 'Interleaved rounds per '
                             'batch size (the last value for the rest).')
+_ONLY = flags.DEFINE_string('only', '', 'Time only the variants whose name '
+                            'contains this (e.g. discrete_rtc).')
 D, S = 3, 3
 VARIANTS = {
     'uniform': ('', {}),
@@ -57,6 +59,8 @@ def main(argv):
   rounds = [int(r) for r in _ROUNDS.value]
   rows = []
   for name, (preset, overrides) in VARIANTS.items():
+    if _ONLY.value not in name:
+      continue
     policy = make(preset, overrides)
     params = common.params_for(policy)
     naive = jax.jit(lambda p, k, o, prev, policy=policy: policy.action(
