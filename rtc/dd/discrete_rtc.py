@@ -56,10 +56,8 @@ from rtc.dd import reverse
 VARIANT = ROOT = 'discrete_rtc'
 MAX_BINS = 4096  # Logits are [B, H, A, K]; more bins than this is a typo.
 # Options only this variant reads; another DD run refuses them.
-OWN_OPTIONS = ('variant', 'early_stop', 'adaptive_unmasking',
-               'choice_temperature', 'l1_loss_weight')
-# Sampling options an evaluation may override (rtc.common.evaluate).
-SAMPLING_OPTIONS = ('early_stop', 'adaptive_unmasking')
+OWN_OPTIONS = ('early_stop', 'adaptive_unmasking', 'choice_temperature',
+               'l1_loss_weight')
 
 
 @dataclasses.dataclass(frozen=True)
