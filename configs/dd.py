@@ -17,9 +17,11 @@ diffusion"): model.variant = 'masked', model.unmask_order = 'random' |
 'token_levels' is the default's options with per-token corruption levels
 (rtc.dd.token_levels): model.variant = 'token_levels' and
 model.token_level_share, the share of examples trained with a level per
-position. model.variant ('uniform' | 'masked' | 'token_levels', rtc.dd.model)
-picks the variant; runs from before it (model.corruption,
-model.token_levels) read as before.
+position. 'discrete_rtc' is DiscreteRTC's recipe (rtc.dd.discrete_rtc,
+docs/discrete_rtc.md): K = 512, MaskGIT decoding, model.early_stop /
+model.adaptive_unmasking. model.variant ('uniform' | 'masked' |
+'token_levels' | 'discrete_rtc', rtc.dd.model) picks the variant; runs
+from before it (model.corruption, model.token_levels) read as before.
 
 Model options of rtc.dd.ordinal, recorded in the run's config.json:
 * model.target_sigma: HL-Gauss target width in bin widths (0 = one-hot).
@@ -31,6 +33,7 @@ Model options of rtc.dd.ordinal, recorded in the run's config.json:
 
 from configs import common
 from rtc.dd import base
+from rtc.dd import discrete_rtc as drtc
 from rtc.dd import masked
 from rtc.dd import token_levels
 
@@ -62,11 +65,21 @@ def model(preset: str = ''):
     return common.options_of(token_levels.TokenLevelsConfig,
                              soft_positions='tilt', early_start=True,
                              **ORDINAL)
+  if preset == 'discrete_rtc':
+    return discrete_rtc()
   return common.options_of(base.ModelConfig, **ORDINAL)
 
 
+def discrete_rtc():
+  """DiscreteRTC's recipe (rtc.dd.discrete_rtc, docs/discrete_rtc.md): its
+  published values are the config class's defaults (K = 512, L1 weight 0.1,
+  choice temperature 0, early stop on)."""
+  return common.options_of(drtc.DiscreteRTCConfig)
+
+
 def get_config(preset: str = ''):
-  if preset not in ('', 'seed', 'masked', 'token_levels'):
+  if preset not in ('', 'seed', 'masked', 'token_levels', 'discrete_rtc'):
     raise ValueError(f"configs/dd.py: unknown preset {preset!r}; use '' "
-                     "(the default), 'seed', 'masked' or 'token_levels'.")
+                     "(the default), 'seed', 'masked', 'token_levels' or "
+                     "'discrete_rtc'.")
   return common.bc_train('logs-dd', model(preset))

@@ -32,4 +32,9 @@ def get_config():
   # model.variant 'masked' or 'token_levels' only: realtime's rule for
   # 0 < w < 1 ('tilt' or 'given').
   c.soft_positions = config_dict.placeholder(str)
+  # model.variant = 'discrete_rtc' only (docs/discrete_rtc.md): realtime
+  # stops decoding once positions < d + s are unmasked / runs
+  # N (H - d) / H steps.
+  c.early_stop = config_dict.placeholder(bool)
+  c.adaptive_unmasking = config_dict.placeholder(bool)
   return c

@@ -33,17 +33,19 @@ SUITE = ('m/h0_unicycle', 'm/arm_hard', 's/h5_rotate_fall')
 # `:variants` adds configs/dd.py's default (uniform corruption, the seed's
 # process) and its per-token-level preset.
 POLICIES = {'flow': ('flow', ''), 'dd': ('dd', 'masked'),
-            'dd_uniform': ('dd', ''), 'dd_token_levels': ('dd', 'token_levels')}
+            'dd_uniform': ('dd', ''), 'dd_token_levels': ('dd', 'token_levels'),
+            'dd_discrete_rtc': ('dd', 'discrete_rtc')}
 VARIANTS = ('dd_uniform', 'dd_token_levels')
 LABELS = {'dd': 'discrete diffusion (masked)',
           'dd_uniform': 'discrete diffusion (uniform)',
-          'dd_token_levels': 'discrete diffusion (per-token levels)'}
+          'dd_token_levels': 'discrete diffusion (per-token levels)',
+          'dd_discrete_rtc': 'discrete diffusion (DiscreteRTC recipe)'}
 
 
 def _kind_preset(name):
   return POLICIES.get(name, (name, ''))
 VARIANT_METHODS = 'naive,realtime,hard_masking'
-PRESETS = ('', 'test', 'variants', 'suite')
+PRESETS = ('', 'test', 'variants', 'suite', 'discrete_rtc')
 
 
 # Backbone sizes: the quickstart's, and its test preset's.
@@ -99,6 +101,9 @@ def get_config(preset: str = ''):
   if 'variants' in presets:
     names += VARIANTS
     c.policies = ','.join(list(registry.BUILTIN_KINDS) + list(VARIANTS))
+  if 'discrete_rtc' in presets:  # DiscreteRTC's recipe (docs/discrete_rtc.md).
+    names.append('dd_discrete_rtc')
+    c.policies += ',dd_discrete_rtc'
   for name in names:
     kind, variant = _kind_preset(name)
     c[name] = _bc(registry.get_config(kind, variant))

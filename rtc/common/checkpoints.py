@@ -114,8 +114,12 @@ def check_params(params, expected, path: str) -> None:
   missing = sorted(set(flat_e) - set(flat_p))
   extra = sorted(set(flat_p) - set(flat_e))
   if missing or extra:
+    # The networks' root modules name the policy variant (e.g. dd,
+    # discrete_rtc).
+    roots = lambda flat: ', '.join(sorted({k.split('/')[0] for k in flat}))
     raise ValueError(
-        f'Checkpoint {path} does not fit this model: missing parameters '
+        f'Checkpoint {path} does not fit this model (its networks: '
+        f'{roots(flat_p)}; the model\'s: {roots(flat_e)}): missing parameters '
         f'{missing[:3]}{"..." if len(missing) > 3 else ""}, unexpected '
         f'{extra[:3]}{"..." if len(extra) > 3 else ""}; check the model '
         'options (--config.model.*) against the run that wrote it.')

@@ -14,12 +14,13 @@ LABEL = 'discrete diffusion'
 # evaluation may set them for a trained run (`--config.<option>`; None:
 # the run's value). docs/dd_variants.md.
 SAMPLING_OPTIONS = ('expected_value_output', 'decode', 'early_start',
-                    'soft_positions')
+                    'soft_positions', 'early_stop', 'adaptive_unmasking')
 # Numeric sampling options' ranges (rtc.common.validate.Rule).
 EVAL_RULES = {}
 # Sampling options that change what a chunk costs: the values
 # //rtc/bench:latency times (rtc.common.cost).
-COST_OPTIONS = {'early_start': (True, False)}
+COST_OPTIONS = {'early_start': (True, False), 'early_stop': (True, False),
+                'adaptive_unmasking': (True, False)}
 # The quickstart's DD tokens (its backbone sizes are configs/quickstart.py's);
 # seconds per stage on one level, 128 episodes per point, 2-core CPU, empty
 # compilation cache (docs/testing.md).

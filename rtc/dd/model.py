@@ -5,9 +5,12 @@ loads for kind 'dd'. `make_policy` picks a leaf module by ONE option,
   'uniform'       rtc.dd.uniform       uniform corruption, the seed's model
                                        (the default);
   'masked'        rtc.dd.masked        masked (absorbing) corruption;
-  'token_levels'  rtc.dd.token_levels  uniform corruption, per-token levels.
+  'token_levels'  rtc.dd.token_levels  uniform corruption, per-token levels;
+  'discrete_rtc'  rtc.dd.discrete_rtc  DiscreteRTC's recipe: per-dimension
+                                       tokens, no time input, MaskGIT
+                                       decoding (its own network).
 
-Every leaf builds on rtc.dd.base (network, embeddings, logits,
+Every leaf but discrete_rtc builds on rtc.dd.base (network, embeddings, logits,
 cross-entropy, the options all variants share, realtime's entry point and
 early start). A leaf module defines two names:
 
@@ -35,6 +38,7 @@ and `expected_value_output` (before `model.decode`) becomes `decode`.
 
 import dataclasses
 
+from rtc.dd import discrete_rtc
 from rtc.dd import masked
 from rtc.dd import token_levels
 from rtc.dd import uniform
@@ -44,6 +48,7 @@ VARIANTS = {
     'uniform': uniform,
     'masked': masked,
     'token_levels': token_levels,
+    'discrete_rtc': discrete_rtc,
 }
 
 # Older forms of model.variant: (model.corruption, model.token_levels).
@@ -58,7 +63,9 @@ def upgrade(model: dict) -> dict:
   """Model options of any older config.json form -> the current form."""
   model = dict(model)
   legacy = model.pop('expected_value_output', None)
-  if model.get('decode') is None:  # Runs from before model.decode.
+  has_decode = 'decode' in _options(VARIANTS.get(model.get('variant'),
+                                                 uniform))
+  if model.get('decode') is None and has_decode:  # Before model.decode.
     model['decode'] = 'expected_value' if legacy else 'sample'
   corruption = model.pop('corruption', None)
   mode = model.pop('token_levels', None)
