@@ -149,7 +149,7 @@ class NumericOptionsTest(parameterized.TestCase):
       self.harness.run('dd_train', '--config.model.num_bins=1')
     with self.assertRaisesRegex(
         ValueError, r"^--config\.model\.variant must be one of \('uniform', "
-        r"'masked', 'token_levels'\), got 'maskd'\.$"):
+        r"'masked', 'token_levels', 'discrete_rtc'\), got 'maskd'\.$"):
       self.harness.run('dd_train', '--config.model.variant=maskd')
     with self.assertRaisesRegex(
         ValueError, r'^--config\.flow\.model\.num_layers must be >= 1'):

@@ -154,7 +154,8 @@ class VariantTest(absltest.TestCase):
   def test_impossible_combinations_are_refused(self):
     cases = (
         (dict(variant='gaussian'), r"model\.variant must be one of \("
-         r"'uniform', 'masked', 'token_levels'\), got 'gaussian'"),
+         r"'uniform', 'masked', 'token_levels', 'discrete_rtc'\), got "
+         r"'gaussian'"),
         (dict(variant='uniform', unmask_order='random'),
          r"model\.unmask_order is not an option of model\.variant = "
          r"'uniform' \(it is of \('masked',\)\); remove it or set "
