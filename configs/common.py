@@ -9,7 +9,7 @@ import typing
 
 from ml_collections import config_dict
 
-from rtc.common import backbone
+from rtc.common.core import backbone
 
 
 def options_of(config_class, **overrides) -> config_dict.ConfigDict:
@@ -32,7 +32,7 @@ def options_of(config_class, **overrides) -> config_dict.ConfigDict:
 
 
 def model(**overrides) -> config_dict.ConfigDict:
-  """The shared backbone's options, rtc.common.backbone.MixerConfig (DESIGN
+  """The shared backbone's options, rtc.common.core.backbone.MixerConfig (DESIGN
   §3 defaults): channel_dim, channel_hidden_dim, token_hidden_dim,
   num_layers, action_chunk_size (H) and simulated_delay (training-time RTC:
   None disables; D draws delays d in {0..D-1})."""
@@ -40,7 +40,7 @@ def model(**overrides) -> config_dict.ConfigDict:
 
 
 def distributed() -> config_dict.ConfigDict:
-  """One job of several processes (rtc.common.distributed;
+  """One job of several processes (rtc.common.bc.distributed;
   docs/scaling.md). Nothing set: one process. They change no result."""
   c = config_dict.ConfigDict()
   # True: jax.distributed.initialize() reads the cluster (SLURM, Open MPI).

@@ -7,7 +7,7 @@ Every stage's options are the ones of its own binary (configs/expert.py,
 data.py, flow.py, dd.py, flow_eval.py, dd_eval.py); this file only picks
 sizes that fit the 20-minute budget on a 2-core machine. `--config.<stage>.
 <option>` overrides any of them, e.g. --config.eval.num_evals=1024.
-The policy families compared are rtc.common.registry's built-in ones, each
+The policy families compared are rtc.common.core.registry's built-in ones, each
 with its configs/<kind>.py and configs/<kind>_eval.py.
 """
 
@@ -15,7 +15,7 @@ from ml_collections import config_dict
 
 from configs import data
 from configs import expert
-from rtc.common import registry
+from rtc.common.core import registry
 
 
 
@@ -25,7 +25,7 @@ from rtc.common import registry
 # levels whose experts ended below 0.9 re-surveyed with --expert_updates=150,
 # docs/level_survey_150_updates.csv; docs/benchmarks.md). Only these
 # three of the 34 s/ and m/ levels qualify; s/h5_rotate_fall is padded to
-# the m/ levels' entity counts (rtc.common.envs.load_levels).
+# the m/ levels' entity counts (rtc.common.env.envs.load_levels).
 SUITE = ('m/h0_unicycle', 'm/arm_hard', 's/h5_rotate_fall')
 # Compared policies: name -> (kind, preset of configs/<kind>.py). The
 # quickstart's DD is masked DD, chosen by measurement (docs/dd_variants.md "Which DD
@@ -91,7 +91,7 @@ def get_config(preset: str = ''):
   c.seed = 0
   c.expert = expert.get_config('quickstart')
   c.data = data.get_config('quickstart')
-  # The policies compared: a kind of rtc.common.registry, or
+  # The policies compared: a kind of rtc.common.core.registry, or
   # <kind>_<preset> for a preset of configs/<kind>.py (`:variants`); each
   # has its training block c.<name> and evaluation block c.<name>_eval.
   c.policies = ','.join(registry.BUILTIN_KINDS)
@@ -107,7 +107,7 @@ def get_config(preset: str = ''):
   for name in names:
     kind, variant = _kind_preset(name)
     c[name] = _bc(registry.get_config(kind, variant))
-    # The family's own quickstart sizes (rtc.common.registry: QUICKSTART).
+    # The family's own quickstart sizes (rtc.common.core.registry: QUICKSTART).
     c[name].model.update(registry.quickstart(kind)['model'])
   # The comparison: every method at delays 0..4 with s = max(1, d), 128
   # episodes per point (standard error <= 0.044): on m/h0_unicycle flow's

@@ -30,14 +30,14 @@ from configs import flow_eval as flow_eval_config
 from configs import quickstart as quickstart_config
 from rtc import binary_testing
 from rtc import quickstart
-from rtc.common import cli
-from rtc.common import config_util
-from rtc.common import paths
-from rtc.common import runs
-from rtc.common import validate
+from rtc.common.cli import cli
+from rtc.common.cli import config_util
+from rtc.common.base import paths
+from rtc.common.bc import runs
+from rtc.common.base import validate
 
 # What 0 and negative values may mean, written down independently of the
-# rules in rtc.common.validate (NaN is never valid).
+# rules in rtc.common.base.validate (NaN is never valid).
 ZERO_OK = {'seed', 'warmup_steps', 'weight_decay', 'parallel_levels', 'step',
            'weak_step', 'vf_coef', 'ent_coef', 'rpo_alpha', 'gamma',
            'gae_lambda', 'solve_threshold', 'max_guidance_weight',

@@ -20,7 +20,7 @@ A re-run with a larger R runs only the new replicates.
 import dataclasses
 
 from rtc import quickstart
-from rtc.common import cli
+from rtc.common.cli import cli
 
 
 NAME = 'benchmark'  # Progress lines' tag and the run directories' name.

@@ -21,9 +21,9 @@ import numpy as np
 from configs import quickstart as quickstart_config
 from rtc import benchmark
 from rtc.bench import level_survey
-from rtc.common import cache
-from rtc.common import paths
-from rtc.common import results
+from rtc.common.base import cache
+from rtc.common.base import paths
+from rtc.common.bc import results
 
 LEVELS = ('m/h0_unicycle', 'm/h4_thrust_the_needle')
 # The benchmark mixes sizes as the suite does: the s/ level is padded.

@@ -1,7 +1,7 @@
 """Test support: every binary driven in-process, its work replaced.
 
 `Harness.run(name, *args)` runs a binary's flag parsing and checks as
-`rtc.common.cli.run` does (its `cli.Binary`: flags defined on a fresh
+`rtc.common.cli.cli.run` does (its `cli.Binary`: flags defined on a fresh
 FlagValues, the command line parsed, main called), with the work replaced by
 a recorder, so nothing is trained. A refusal (ValueError) that changed
 anything under the harness's directory (where every output directory of
@@ -16,9 +16,9 @@ from unittest import mock
 from absl import flags
 
 from rtc import quickstart
-from rtc.common import binaries
-from rtc.common import cli
-from rtc.common import config_util
+from rtc.common.cli import binaries
+from rtc.common.cli import cli
+from rtc.common.cli import config_util
 from rtc.dd import model as dd_model
 from rtc.expert import generate_data
 from rtc.expert import train as expert_train

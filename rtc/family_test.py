@@ -1,12 +1,12 @@
 """A third policy family goes through training, the sweep and the quickstart.
 
-The toy family (rtc/common/toy_family.py, standing for a new directory)
+The toy family (rtc/common/testlib/toy_family.py, standing for a new directory)
 regresses the chunk on the observation with a one-layer MLP. One line
 registers it under the kind 'toy'; it is then trained for one epoch,
 evaluated at one sweep point, and trained and evaluated as a branch of the
 quickstart's own plan, through the same code as flow and DD
-(rtc.common.train, rtc.common.evaluate, rtc.quickstart), which find it in
-rtc.common.registry. No other file knows of it.
+(rtc.common.bc.train, rtc.common.bc.evaluate, rtc.quickstart), which find it in
+rtc.common.core.registry. No other file knows of it.
 """
 
 import csv
@@ -20,14 +20,14 @@ from absl.testing import absltest
 from configs import common as common_config
 from configs import quickstart as quickstart_config
 from rtc import quickstart
-from rtc.common import cache
-from rtc.common import checkpoints
-from rtc.common import evaluate
-from rtc.common import registry
-from rtc.common import summary
-from rtc.common import testing
-from rtc.common import toy_family
-from rtc.common import train
+from rtc.common.base import cache
+from rtc.common.bc import checkpoints
+from rtc.common.bc import evaluate
+from rtc.common.core import registry
+from rtc.common.bc import summary
+from rtc.common.testlib import testing
+from rtc.common.testlib import toy_family
+from rtc.common.bc import train
 
 
 class ThirdFamilyTest(absltest.TestCase):

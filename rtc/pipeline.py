@@ -28,8 +28,8 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
-from rtc.common import checkpoints
-from rtc.common import progress
+from rtc.common.bc import checkpoints
+from rtc.common.base import progress
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,9 +17,9 @@ from absl.testing import absltest
 from configs import quickstart as quickstart_config
 from rtc import pipeline
 from rtc import quickstart
-from rtc.common import paths
-from rtc.common import results
-from rtc.common import sweep
+from rtc.common.base import paths
+from rtc.common.bc import results
+from rtc.common.bc import sweep
 
 ONE = ['expert', 'data', 'flow_train', 'flow_eval', 'dd_train', 'dd_eval']
 

@@ -11,7 +11,7 @@ implementation's results.csv files too (same columns).
 
 `--intervals` (a combined results.csv of several replicates, e.g. the
 benchmark's) also prints the tables of means with 95% intervals over
-replicates and the verdicts (rtc.common.stats, docs/benchmark.md), and
+replicates and the verdicts (rtc.common.bc.stats, docs/benchmark.md), and
 writes `<output>_intervals.png` and `<output>_gain_over_naive.png`.
 """
 
@@ -20,15 +20,15 @@ from absl import flags
 # pylint: disable=g-bad-import-order
 # cli first: it installs the log filters before Kinetix (through results)
 # loads and logs its Grain note.
-from rtc.common import cli
+from rtc.common.cli import cli
 from rtc import report
 # pylint: enable=g-bad-import-order
-from rtc.common import interval_plot
-from rtc.common import options
-from rtc.common import paths
-from rtc.common import results
-from rtc.common import validate
-from rtc.common import stats
+from rtc.common.bc import interval_plot
+from rtc.common.base import options
+from rtc.common.base import paths
+from rtc.common.bc import results
+from rtc.common.base import validate
+from rtc.common.bc import stats
 
 _RESULTS = flags.DEFINE_string('results', '',
                                'results.csv path(s), comma-separated.')

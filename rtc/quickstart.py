@@ -7,10 +7,10 @@ Stages (configs/quickstart.py sets their sizes):
 1. `expert`: PPO experts on one small level (rtc.expert.train);
 2. `data`: an expert dataset (rtc.expert.generate_data);
 3. `flow_train`, 4. `dd_train`: flow and discrete-diffusion behaviour
-   cloning (rtc.common.train), one stage per built-in policy family of
-   rtc.common.registry;
+   cloning (rtc.common.bc.train), one stage per built-in policy family of
+   rtc.common.core.registry;
 5. `flow_eval`, 6. `dd_eval`: naive, realtime, bid and hard_masking at
-   delays 0-4 with execution horizon max(1, d) (rtc.common.sweep);
+   delays 0-4 with execution horizon max(1, d) (rtc.common.bc.sweep);
 
    the flow branch (3, 5) and the DD branch (4, 6) run side by side, one
    thread each (`--config.parallel=False` runs them one after the other):
@@ -32,7 +32,7 @@ stops the re-run with one line naming the setting (rtc.pipeline).
 replicate 0 in `--output_dir`, replicate r >= 1 in
 `<output_dir>/replicate_<r>/`, each with its own seeds (`replicate_seeds`),
 experts, data, policies and evaluation; the report pools them with
-intervals over replicates (rtc.common.stats). A re-run with a larger R runs
+intervals over replicates (rtc.common.bc.stats). A re-run with a larger R runs
 only the new replicates.
 """
 
@@ -48,18 +48,18 @@ from configs import quickstart as quickstart_config
 from rtc import pipeline
 from rtc import report
 from rtc import stages
-from rtc.common import checkpoints
-from rtc.common import cli
-from rtc.common import paths
-from rtc.common import progress
-from rtc.common import registry
-from rtc.common import validate
+from rtc.common.bc import checkpoints
+from rtc.common.cli import cli
+from rtc.common.base import paths
+from rtc.common.base import progress
+from rtc.common.core import registry
+from rtc.common.base import validate
 
 RUN_NAME = 'quickstart'
 KINDS = registry.BUILTIN_KINDS  # The policy families compared.
 # Rough wall time of the shared stages on a 2-core CPU (s), for the
 # time-left line (one level, empty compilation cache); each family declares
-# its own training and evaluation estimates (rtc.common.registry).
+# its own training and evaluation estimates (rtc.common.core.registry).
 EXPECTED_SECONDS = {'expert': 70, 'data': 35, 'report': 5}
 # Replicate r's seed of a stage is the stage's own seed option plus
 # SEED_STRIDE * (config.seed + r): replicate 0 of base seed 0 runs with the
@@ -82,7 +82,7 @@ def policy_kind(name: str) -> str:
 
 
 def config_table(names=()) -> dict:
-  """The valid ranges of a quickstart config (rtc.common.validate): every
+  """The valid ranges of a quickstart config (rtc.common.base.validate): every
   stage's options, and a training and evaluation block per policy."""
   table = {'replicates': validate.COUNT, 'seed': validate.SEED,
            'expert': validate.EXPERT, 'data': validate.DATA,

@@ -15,10 +15,10 @@ from absl.testing import absltest
 
 from configs import quickstart as quickstart_config
 from rtc import quickstart
-from rtc.common import cache
-from rtc.common import results
-from rtc.common import summary
-from rtc.common import sweep
+from rtc.common.base import cache
+from rtc.common.bc import results
+from rtc.common.bc import summary
+from rtc.common.bc import sweep
 
 
 def _config(out):

@@ -5,16 +5,16 @@ run directories, evaluation results, seeds) and writes, under its output
 directory:
 
 * `results.csv`: every replicate's rows of every policy, with the columns
-  of rtc.common.results.COMBINED_COLUMNS (policy, replicate, seeds,
+  of rtc.common.bc.results.COMBINED_COLUMNS (policy, replicate, seeds,
   episodes, run directory, settings hash);
 * one level: `solve_rate_vs_delay.png` (one panel per policy);
   several levels: `mean_solve_rate_vs_delay.png` (the mean over levels with
   standard errors) and `per_level_solve_rate_vs_delay.png`;
   several replicates: also `solve_rate_intervals.png` (means with 95%
   intervals over replicates) and `gain_over_naive.png` (the paired gain of
-  each method over naive against delay), rtc.common.interval_plot;
+  each method over naive against delay), rtc.common.bc.interval_plot;
 * `report.md`: the solve-rate tables (with intervals over replicates),
-  the verdict table (rtc.common.stats), the stages' wall times and the
+  the verdict table (rtc.common.bc.stats), the stages' wall times and the
   settings each stage recorded: the run directories' config.json and the
   evaluations' eval_settings.json, never the configuration of the re-run.
 """
@@ -29,12 +29,12 @@ import os
 import platform
 from typing import Optional
 
-from rtc.common import checkpoints
-from rtc.common import progress
-from rtc.common import interval_plot
-from rtc.common import registry
-from rtc.common import results
-from rtc.common import stats
+from rtc.common.bc import checkpoints
+from rtc.common.base import progress
+from rtc.common.bc import interval_plot
+from rtc.common.core import registry
+from rtc.common.bc import results
+from rtc.common.bc import stats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,7 +281,7 @@ def text(record: Record, rows, panels, levels, figures) -> str:
            + ', '.join(f'`{_level(lv)}`' for lv in levels) + ')')
   reps = len(record.replicates)
   spread = ('± is the standard error of the episode sampling '
-            '(rtc.common.results.standard_errors); it does not cover other '
+            '(rtc.common.bc.results.standard_errors); it does not cover other '
             'experts, data or training seeds.' if reps == 1 else
             f'Each cell is the mean over levels and {reps} replicates '
             '(each its own experts, data, policy initialisation and '

@@ -13,10 +13,10 @@ import sys
 from absl.testing import absltest
 
 from rtc import report
-from rtc.common import paths
-from rtc.common import results
-from rtc.common import stats_testing
-from rtc.common import sweep
+from rtc.common.base import paths
+from rtc.common.bc import results
+from rtc.common.testlib import stats_testing
+from rtc.common.bc import sweep
 
 POLICIES = ('flow', 'dd')
 

@@ -14,11 +14,11 @@ from typing import Callable
 
 import numpy as np
 
-from rtc.common import evaluate as evaluate_lib
-from rtc.common import registry
-from rtc.common import results
-from rtc.common import summary
-from rtc.common import train
+from rtc.common.bc import evaluate as evaluate_lib
+from rtc.common.core import registry
+from rtc.common.bc import results
+from rtc.common.bc import summary
+from rtc.common.bc import train
 from rtc.expert import generate_data
 from rtc.expert import train as expert_train
 

@@ -5,7 +5,7 @@ r"""Peak memory of loading and batching one paper-sized level of data.
 Writes a synthetic level file in the DESIGN §10 layout (by default 7813 steps x
 128 envs = 1,000,064 transitions, 679 float32 observations: 2.7 GB, written
 in slices so the writer never holds it), then loads it with
-rtc.common.data.load_level_dataset and draws `--batches` shuffled batches of
+rtc.common.env.data.load_level_dataset and draws `--batches` shuffled batches of
 512 through MultiLevelBatcher, and prints the process's memory from
 /proc/self/status at each point: anonymous memory (RssAnon: what the
 process owns), file-backed pages (RssFile: the memory-mapped observations
@@ -22,9 +22,9 @@ from absl import flags
 import numpy as np
 
 from rtc.bench import timing
-from rtc.common import cli
-from rtc.common import data
-from rtc.common import validate
+from rtc.common.cli import cli
+from rtc.common.env import data
+from rtc.common.base import validate
 
 _STEPS = flags.DEFINE_integer('steps', 7813, 'Steps T per environment.')
 _ENVS = flags.DEFINE_integer('envs', 128, 'Environments E.')

@@ -20,10 +20,10 @@ import jax.numpy as jnp
 from configs import dd_eval
 from rtc.bench import common
 from rtc.bench import timing
-from rtc.common import backbone
-from rtc.common import cli
-from rtc.common import prefix
-from rtc.common import validate
+from rtc.common.core import backbone
+from rtc.common.cli import cli
+from rtc.common.core import prefix
+from rtc.common.base import validate
 from rtc.dd import base
 from rtc.dd import reverse
 

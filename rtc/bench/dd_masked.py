@@ -22,7 +22,7 @@ import jax
 from configs import dd as dd_config
 from rtc.bench import common
 from rtc.bench import timing
-from rtc.common import cli
+from rtc.common.cli import cli
 from rtc.dd import model as dd_model
 
 _BATCH_SIZES = flags.DEFINE_list('batch_sizes', ['1', '256'], 'Batch sizes.')

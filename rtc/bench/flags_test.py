@@ -13,7 +13,7 @@ from absl import flags
 from absl.testing import absltest
 from absl.testing import parameterized
 
-from rtc.common import validate
+from rtc.common.base import validate
 
 COUNT = r'must be >= 1 \(an integer\)'
 EACH = ', each of a comma-separated list'

@@ -37,15 +37,15 @@ from configs import dd as dd_config
 from configs import expert as expert_config
 from configs import flow as flow_config
 from rtc.bench import timing
-from rtc.common import checkpoints
-from rtc.common import cli
-from rtc.common import envs
-from rtc.common import paths
-from rtc.common import rollout
-from rtc.common import sharding
-from rtc.common import sweep
-from rtc.common import train
-from rtc.common import validate
+from rtc.common.bc import checkpoints
+from rtc.common.cli import cli
+from rtc.common.env import envs
+from rtc.common.base import paths
+from rtc.common.env import rollout
+from rtc.common.bc import sharding
+from rtc.common.bc import sweep
+from rtc.common.bc import train
+from rtc.common.base import validate
 from rtc.dd import model as dd_model
 from rtc.dd import sampling_ops
 from rtc.flow import model as flow_model

@@ -6,7 +6,7 @@ import sys
 
 from absl.testing import absltest
 
-from rtc.common import paths
+from rtc.common.base import paths
 
 SCRIPT = os.path.join(paths.repo_root(), 'tools', 'gpu_check.sh')
 ROWS = (

@@ -1,5 +1,5 @@
 r"""Benchmark: the latency of one chunk per policy and method, for the
-cost-adjusted sweep (docs/cost_adjusted.md, rtc.common.cost).
+cost-adjusted sweep (docs/cost_adjusted.md, rtc.common.bc.cost).
 
   bazel run //rtc/bench:latency -- --output=$PWD/docs/latency_cpu.csv
   bazel run //rtc/bench:latency -- --run_paths=logs-flow/a,dd=logs-dd/b
@@ -7,18 +7,18 @@ cost-adjusted sweep (docs/cost_adjusted.md, rtc.common.cost).
 Policies: `--presets` (quickstart policy names, configs/quickstart.py
 POLICIES, at the sizes of `--quickstart_preset`, randomly initialised:
 latency does not depend on the weights) and/or `--run_paths` (training run
-directories, `[NAME=]PATH`, named by rtc.common.cost.policy_name unless
+directories, `[NAME=]PATH`, named by rtc.common.bc.cost.policy_name unless
 NAME is given; their model options from config.json). Each policy is timed
 as configured and with every other value of the sampling options of
-rtc.common.cost.cost_options() it has (e.g. DD's early_start). A policy
+rtc.common.bc.cost.cost_options() it has (e.g. DD's early_start). A policy
 without model.simulated_delay gets `training_time` from a twin with
 `--simulated_delay` (the twin's other methods cost the same, so only
 training_time is timed there).
 
 For each batch size of `--batch_sizes`, every (policy, sampling, method)
 chunk is compiled, then timed `--repeats` times in interleaved rounds
-(rtc.common.latency.measure): median and 90th percentile. The CSV
-(rtc.common.cost.CSV_COLUMNS) has each method's ratio to flow naive's
+(rtc.common.bc.latency.measure): median and 90th percentile. The CSV
+(rtc.common.bc.cost.CSV_COLUMNS) has each method's ratio to flow naive's
 latency (the first flow policy, same device and batch) and to its own
 policy's naive; a companion .txt records the command, date, device and
 load.
@@ -32,13 +32,13 @@ from absl import flags
 import jax
 
 from configs import quickstart as quickstart_config
-from rtc.common import cache
-from rtc.common import cli
-from rtc.common import cost
-from rtc.common import latency
-from rtc.common import paths
-from rtc.common import registry
-from rtc.common import rollout
+from rtc.common.base import cache
+from rtc.common.cli import cli
+from rtc.common.bc import cost
+from rtc.common.bc import latency
+from rtc.common.base import paths
+from rtc.common.core import registry
+from rtc.common.env import rollout
 
 MIN_REPEATS = 50
 OBS_DIM = 679  # The paper's large levels (rtc.bench.common).
@@ -138,7 +138,7 @@ def preset_policies(presets):
 
 def run_policies(entries):
   """[(name, kind, model, obs_dim, action_dim)] of run directories."""
-  from rtc.common import runs  # pylint: disable=g-import-not-at-top
+  from rtc.common.bc import runs  # pylint: disable=g-import-not-at-top
   out = []
   for entry in entries:
     name, sep, path = entry.partition('=')

@@ -35,15 +35,15 @@ from absl import flags
 from configs import quickstart as quickstart_config
 from rtc import pipeline
 from rtc import stages
-from rtc.common import cache
-from rtc.common import checkpoints
-from rtc.common import cli
-from rtc.common import envs
-from rtc.common import evaluate
-from rtc.common import paths
-from rtc.common import progress
-from rtc.common import registry
-from rtc.common import results
+from rtc.common.base import cache
+from rtc.common.bc import checkpoints
+from rtc.common.cli import cli
+from rtc.common.env import envs
+from rtc.common.bc import evaluate
+from rtc.common.base import paths
+from rtc.common.base import progress
+from rtc.common.core import registry
+from rtc.common.bc import results
 from rtc.expert import store
 
 COLUMNS = ('level', 'expert_solve_rate', 'expert_minutes',

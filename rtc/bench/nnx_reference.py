@@ -22,7 +22,7 @@ import flax.nnx as nnx
 import jax
 import jax.numpy as jnp
 
-from rtc.common import backbone
+from rtc.common.core import backbone
 
 
 def posemb_sincos(pos, dim, min_period=backbone.MIN_PERIOD,

@@ -6,17 +6,17 @@ rtc.dd.token_levels), chosen by `model.variant` in rtc.dd.model.
 Notation: K bins, corruption level t in [0, 1] (t = 0 clean, t = 1 fully
 corrupted), chunk tokens x [B, H, A] of bin indices.
 
-* Bins (rtc.common.bins): K equal bins on [-1, 1]; `to_bins(a) =
+* Bins (rtc.common.core.bins): K equal bins on [-1, 1]; `to_bins(a) =
   clip(floor((a + 1) / 2 * K), 0, K - 1)`, `from_bins(i) = -1 + (i + 1/2) *
   2 / K` (bin centres); the round trip is off by at most 1/K inside [-1, 1].
-* Network: the backbone (rtc.common.backbone) with token features the
+* Network: the backbone (rtc.common.core.backbone) with token features the
   concatenated learned embeddings of a position's A tokens (one table per
   action dimension, `BinEmbedding`; a leaf may add rows, e.g. a mask token),
   conditioned on the corruption level (a scalar, [B] or per token [B, H]),
   output A * K logits per position: p_theta(x_0 | x_t).
 * Guidance tilt (`logits(..., tilt=(y, w, g))`): p_theta(x_0) tilted by
   exp(-g * w * (centre_k - centre(y))^2 / 2), computed as extra inputs of
-  the output layer's matmul (rtc.common.bins.tilt_terms). In action units
+  the output layer's matmul (rtc.common.core.bins.tilt_terms). In action units
   (g does not depend on K).
 * Loss (`loss_and_metrics`): a level per example (or per token, the leaf's
   `_draw_levels`), the leaf's forward process (`_corrupt`), cross-entropy
@@ -25,7 +25,7 @@ corrupted), chunk tokens x [B, H, A] of bin indices.
   Training-time RTC (`simulated_delay` = D): per example d in {0..D-1},
   p(d) proportional to e^-d; the first d positions keep their clean tokens
   at level 0 and are left out of the loss.
-* `realtime_action`: prefix weights w (rtc.common.prefix) on the previous
+* `realtime_action`: prefix weights w (rtc.common.core.prefix) on the previous
   chunk's bins y; positions with w = 1 are committed and come back exactly
   as y's bin centres; how the others are sampled is the leaf's `_guided`.
 * Early start (`early_start`), one rule for every leaf that offers it: with
@@ -39,10 +39,10 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from rtc.common import backbone
-from rtc.common import bins
-from rtc.common import policy
-from rtc.common import prefix
+from rtc.common.core import backbone
+from rtc.common.core import bins
+from rtc.common.core import policy
+from rtc.common.core import prefix
 from rtc.dd import ordinal
 
 ROOT, EMBED, HEAD = 'dd', 'dd_embed', 'dd_ordinal_head'

@@ -3,17 +3,17 @@ r"""DiscreteRTC's recipe as a DD variant: `model.variant = 'discrete_rtc'`.
 A re-creation, in rtc's policy contract, of the discrete-diffusion policy of
 DiscreteRTC (arXiv 2604.25050; outsider86/DiscreteRTC, src/model_dd.py, its
 published values from paper/checkpoints/model_config.json and
-paper/stats/eval_config.json). Shape letters: rtc.common.policy.
+paper/stats/eval_config.json). Shape letters: rtc.common.core.policy.
 
 * Tokens: K = 512 bins (`num_bins`, published 512) on [-1, 1]
-  (rtc.common.bins) plus a mask token K. No time input: the mask is the only
+  (rtc.common.core.bins) plus a mask token K. No time input: the mask is the only
   noise signal.
 * Network (module root `discrete_rtc`): one token per (position, action
   dimension), its bin embedding (one [K + 1, E] table, E = `bin_embedding_dim`,
   None: C / 2 as published) concatenated with the observation and projected
   to C channels (`in_proj`); the A tokens of a position are packed into one
   chunk token by a Linear [A C -> C] (`pack_tokens`), so the mixer sees H
-  tokens as flow does. The backbone's mixer blocks (rtc.common.backbone) are
+  tokens as flow does. The backbone's mixer blocks (rtc.common.core.backbone) are
   conditioned on a learned vector `null_cond` [C] (zeros at init) in place of
   the time embedding; final adaLN from it, output A K logits per position.
 * Training: per example u ~ U[0, 1), mask ratio 1 - cos(pi u / 2) (clipped
@@ -22,7 +22,7 @@ paper/stats/eval_config.json). Shape letters: rtc.common.policy.
   averaged per example then over the batch, plus `l1_loss_weight` (0.1
   published) times the mean |E_p[bin centre] - action| over all tokens (as
   the published code computes it). With `simulated_delay` the first d
-  positions (d per example, rtc.common.prefix) are never masked.
+  positions (d per example, rtc.common.core.prefix) are never masked.
 * Sampling: MaskGIT (rtc.dd.maskgit) from the all-masked chunk, cosine
   schedule, draws at temperature 1, choice temperature `choice_temperature`
   (0 deterministic: the published evaluation's 0.0). Actions are the final
@@ -36,7 +36,7 @@ paper/stats/eval_config.json). Shape letters: rtc.common.policy.
   positions take their last draw. `adaptive_unmasking`:
   max(1, floor(N (H - d) / H)) steps instead of N.
 * `training_time_action`: as realtime without early stop (s is unknown).
-* BID: rtc.common.bid over `action` (ChunkPolicy.bid_action).
+* BID: rtc.common.core.bid over `action` (ChunkPolicy.bid_action).
 """
 
 import dataclasses
@@ -46,10 +46,10 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from rtc.common import backbone
-from rtc.common import bins
-from rtc.common import policy
-from rtc.common import prefix
+from rtc.common.core import backbone
+from rtc.common.core import bins
+from rtc.common.core import policy
+from rtc.common.core import prefix
 from rtc.dd import maskgit
 from rtc.dd import reverse
 

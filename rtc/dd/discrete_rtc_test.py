@@ -13,13 +13,13 @@ import numpy as np
 
 from configs import dd as dd_config
 from configs import dd_eval as dd_eval_config
-from rtc.common import cache
-from rtc.common import checkpoints
-from rtc.common import evaluate
-from rtc.common import prefix
-from rtc.common import testing
-from rtc.common import train
-from rtc.common import validate
+from rtc.common.base import cache
+from rtc.common.bc import checkpoints
+from rtc.common.bc import evaluate
+from rtc.common.core import prefix
+from rtc.common.testlib import testing
+from rtc.common.bc import train
+from rtc.common.base import validate
 from rtc.dd import discrete_rtc
 from rtc.dd import model as dd_model
 

@@ -6,8 +6,8 @@ r"""Runs the evaluation sweep of a discrete-diffusion run into results.csv.
 See configs/dd_eval.py and configs/common.py for every option.
 """
 
-from rtc.common import binaries
-from rtc.common import cli
+from rtc.common.cli import binaries
+from rtc.common.cli import cli
 
 BINARY = binaries.eval_binary('dd')
 

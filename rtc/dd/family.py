@@ -1,4 +1,4 @@
-"""The discrete-diffusion family as rtc.common.registry sees it (kind 'dd').
+"""The discrete-diffusion family as rtc.common.core.registry sees it (kind 'dd').
 
 What the family owns beyond its policies (rtc.dd.model selects the variant):
 its report label, the sampling options an evaluation may override, and its
@@ -15,10 +15,10 @@ LABEL = 'discrete diffusion'
 # the run's value). docs/dd_variants.md.
 SAMPLING_OPTIONS = ('expected_value_output', 'decode', 'early_start',
                     'soft_positions', 'early_stop', 'adaptive_unmasking')
-# Numeric sampling options' ranges (rtc.common.validate.Rule).
+# Numeric sampling options' ranges (rtc.common.base.validate.Rule).
 EVAL_RULES = {}
 # Sampling options that change what a chunk costs: the values
-# //rtc/bench:latency times (rtc.common.cost).
+# //rtc/bench:latency times (rtc.common.bc.cost).
 COST_OPTIONS = {'early_start': (True, False), 'early_stop': (True, False),
                 'adaptive_unmasking': (True, False)}
 # The quickstart's DD tokens (its backbone sizes are configs/quickstart.py's);

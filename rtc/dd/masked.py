@@ -44,7 +44,7 @@ process, the loss and the reverse process differ.
   is traced (`lax.fori_loop`; a `lax.cond` per step cost more at batch 1).
 * `training_time_action`: the first d positions are the previous chunk's
   bins at level 0, unmasked throughout (with early start as above).
-* BID: rtc.common.bid over `action`, as for the uniform model.
+* BID: rtc.common.core.bid over `action`, as for the uniform model.
 """
 
 import dataclasses

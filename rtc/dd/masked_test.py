@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtc.common import bins
+from rtc.common.core import bins
 from rtc.dd import masked
 from rtc.dd import testing
 

@@ -1,4 +1,4 @@
-r"""The discrete-diffusion family (DESIGN §5): the module rtc.common.registry
+r"""The discrete-diffusion family (DESIGN §5): the module rtc.common.core.registry
 loads for kind 'dd'. `make_policy` picks a leaf module by ONE option,
 `model.variant`, from `VARIANTS`:
 

@@ -11,8 +11,8 @@ from absl.testing import parameterized
 import jax
 
 from configs import dd as dd_config
-from rtc.common import checkpoints
-from rtc.common import runs
+from rtc.common.bc import checkpoints
+from rtc.common.bc import runs
 from rtc.dd import base
 from rtc.dd import masked
 from rtc.dd import model as dd_model

@@ -48,7 +48,7 @@ import haiku as hk
 import jax
 import jax.numpy as jnp
 
-from rtc.common import backbone
+from rtc.common.core import backbone
 
 DECODES = ('sample', 'expected_value', 'mode')
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rtc.common import bins
+from rtc.common.core import bins
 from rtc.dd import base
 from rtc.dd import model as dd_model
 from rtc.dd import ordinal

@@ -5,7 +5,7 @@ import functools
 
 import jax
 
-from rtc.common import testing
+from rtc.common.testlib import testing
 from rtc.dd import model as dd_model
 
 O, A, H, K = 3, 2, 8, 16

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from configs import dd as dd_config
-from rtc.common import bins
+from rtc.common.core import bins
 from rtc.dd import model as dd_model
 from rtc.dd import testing
 from rtc.dd import token_levels

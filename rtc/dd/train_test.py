@@ -1,7 +1,7 @@
 """End-to-end test of discrete-diffusion training and evaluation.
 
 The training loop and sweep are the shared ones (tested in depth in
-rtc/common/train_test.py and through the flow policy); this checks the DD
+rtc/common/bc/train_test.py and through the flow policy); this checks the DD
 policy runs through them unchanged: bin accuracy in TensorBoard, and a sweep
 of a model trained with a simulated delay, which adds the `training_time`
 method.
@@ -14,12 +14,12 @@ from absl.testing import absltest
 
 from configs import dd as dd_config
 from configs import dd_eval as dd_eval_config
-from rtc.common import cache
-from rtc.common import checkpoints
-from rtc.common import evaluate
-from rtc.common import summary
-from rtc.common import testing
-from rtc.common import train
+from rtc.common.base import cache
+from rtc.common.bc import checkpoints
+from rtc.common.bc import evaluate
+from rtc.common.bc import summary
+from rtc.common.testlib import testing
+from rtc.common.bc import train
 from rtc.dd import model as dd_model
 
 LEVEL_NAME = 'worlds_s_h0_weak_thrust'

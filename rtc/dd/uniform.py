@@ -29,7 +29,7 @@ r"""Uniform-corruption discrete diffusion, the seed's model:
   the quickstart level, g >= 10 hurts). Positions with w = 0 are sampled as
   without guidance. `hard_masking` is the `zeros` schedule: pin the first d
   positions only.
-* `bid_action`: rtc.common.bid with `action` as the sampler.
+* `bid_action`: rtc.common.core.bid with `action` as the sampler.
 * `training_time_action` sets the first d positions clean from the previous
   chunk at every step (level 0) and returns them exactly.
 """

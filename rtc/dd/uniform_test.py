@@ -9,10 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtc.common import bins
-from rtc.common import cache
-from rtc.common import prefix
-from rtc.common import testing
+from rtc.common.core import bins
+from rtc.common.base import cache
+from rtc.common.core import prefix
+from rtc.common.testlib import testing
 from rtc.dd import base
 from rtc.dd import reverse
 from rtc.dd import testing as dd_testing

@@ -6,10 +6,10 @@ orthogonal initialisation with gains sqrt(2), sqrt(2) and then 0.01 for the
 actor head and 1 for the critic head (biases zero), and a learned log-std
 (initialised to 0). Haiku names: root module `agent` with Linears
 `actor_0..2`, `critic_0..2` and the parameter `agent/logstd`, the names that
-rtc.common.checkpoints gives the earlier implementation's pickles, so those
+rtc.common.bc.checkpoints gives the earlier implementation's pickles, so those
 load unchanged.
 
-Observation: the expert's own (rtc.common.envs.BatchedEnv with
+Observation: the expert's own (rtc.common.env.envs.BatchedEnv with
 `obs_history=4, include_prev_action=True`): the last 4 plain observations,
 oldest first, then the previous action.
 

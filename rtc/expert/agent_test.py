@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtc.common import cache
-from rtc.common import checkpoints
+from rtc.common.base import cache
+from rtc.common.bc import checkpoints
 from rtc.expert import agent as agent_lib
 
 A, NUM_MOTOR = 6, 4

@@ -26,11 +26,11 @@ import numpy as np
 
 from configs import data as data_config
 from configs import expert as expert_config
-from rtc.common import cache
-from rtc.common import config_util
-from rtc.common import job_testing
-from rtc.common import data as data_lib
-from rtc.common import envs
+from rtc.common.base import cache
+from rtc.common.cli import config_util
+from rtc.common.testlib import job_testing
+from rtc.common.env import data as data_lib
+from rtc.common.env import envs
 from rtc.expert import generate_data
 from rtc.expert import store
 from rtc.expert import train

@@ -17,7 +17,7 @@ Per level (all levels at once, vmapped and sharded over devices):
   (`deterministic` uses the squashed mean instead).
 * `ceil(num_steps / num_envs)` steps are written to
   `<run_path>/data/<level_name>.npz` with np.savez (uncompressed, so
-  rtc.common.data memory-maps it): `obs` [T,E,O] float32, the plain
+  rtc.common.env.data memory-maps it): `obs` [T,E,O] float32, the plain
   observation the action was taken on (no history, no previous action);
   `action` [T,E,A] float32, the expert's action before the environment's
   noise; `done` [T,E] bool, the step ended an episode; `solved` [T,E] bool;
@@ -31,7 +31,7 @@ Per level (all levels at once, vmapped and sharded over devices):
   per level the episodes, mean return, mean length and solve rate.
 
 In a job of several processes (`--config.distributed.*`,
-rtc.common.distributed; docs/scaling.md) the levels are split over every
+rtc.common.bc.distributed; docs/scaling.md) the levels are split over every
 process's devices: every process makes the same choice of checkpoints, loads
 the experts of its own levels only and writes their .npz files; process 0
 prints the progress and (gathered) every level's summary. The files equal
@@ -40,7 +40,7 @@ those of one process on the same total device count.
 Runs written by the earlier Flax implementation work unchanged: without a
 config.json the levels are found by their file names in the worlds
 directory, the observation history is 4, and the pickles are converted by
-rtc.common.checkpoints.
+rtc.common.bc.checkpoints.
 """
 
 import math
@@ -52,13 +52,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtc.common import checkpoints
-from rtc.common import cli
-from rtc.common import distributed
-from rtc.common import paths
-from rtc.common import progress as progress_lib
-from rtc.common import sharding
-from rtc.common import validate
+from rtc.common.bc import checkpoints
+from rtc.common.cli import cli
+from rtc.common.bc import distributed
+from rtc.common.base import paths
+from rtc.common.base import progress as progress_lib
+from rtc.common.bc import sharding
+from rtc.common.base import validate
 from rtc.expert import agent as agent_lib
 from rtc.expert import level_files
 from rtc.expert import store
@@ -74,8 +74,8 @@ SUMMARY = ('episodes', 'return', 'length', 'solved')
 def _resolve_levels(config, run_path: str, info):
   """(level ids, worlds dir) for the run."""
   # pylint: disable=g-import-not-at-top
-  from rtc.common import envs
-  from rtc.common import runs
+  from rtc.common.env import envs
+  from rtc.common.bc import runs
   # pylint: enable=g-import-not-at-top
   worlds_dir = paths.resolve(config.worlds_dir) or (
       (info or {}).get('worlds_dir') or None)
@@ -189,8 +189,8 @@ def _gather_summaries(shard, local: dict) -> np.ndarray:
 
 def _generate(config, log: Callable[[str], None]) -> list[str]:
   # pylint: disable=g-import-not-at-top
-  from rtc.common import envs
-  from rtc.common import runs
+  from rtc.common.env import envs
+  from rtc.common.bc import runs
   # pylint: enable=g-import-not-at-top
   if not config.run_path:
     raise ValueError(
@@ -350,7 +350,7 @@ def _check(config, flag_values):
         '--config.run_path (its data/ directory)')
 
 
-# The binary (rtc.common.cli.Binary); --config is defined only when this
+# The binary (rtc.common.cli.cli.Binary); --config is defined only when this
 # module runs as a binary (see rtc.expert.train).
 BINARY = cli.Binary(
     config_file='data.py',

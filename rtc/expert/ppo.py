@@ -4,7 +4,7 @@ One `update` (the earlier implementation's semantics):
 
 1. Rollout of `num_steps` steps of `num_envs` environments with the
    squashed-normal policy (rtc.expert.agent): sample, clip, log-probability
-   of the clipped sample. The environment (rtc.common.envs.BatchedEnv) adds
+   of the clipped sample. The environment (rtc.common.env.envs.BatchedEnv) adds
    its Gaussian action noise (0.1) and resets finished episodes.
 2. A shaped reward for learning (below); solve rates, returns and lengths
    are always the task's.
@@ -61,8 +61,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rtc.common import envs
-from rtc.common import validate
+from rtc.common.env import envs
+from rtc.common.base import validate
 from rtc.expert import agent as agent_lib
 
 SHAPINGS = ('distance', 'kinetix', 'none')
@@ -100,7 +100,7 @@ class Settings:
       raise ValueError(f'--config.shaping={self.shaping!r} is not one of '
                        f'{", ".join(SHAPINGS)}.')
     for name in ('num_envs', 'num_steps', 'num_minibatches',
-                 'update_epochs'):  # The rules of rtc.common.validate.
+                 'update_epochs'):  # The rules of rtc.common.base.validate.
       validate.check_value(name, getattr(self, name), validate.EXPERT[name])
     if self.batch_size % self.num_minibatches:
       raise ValueError(

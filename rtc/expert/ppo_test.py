@@ -5,9 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtc.common import cache
-from rtc.common import envs
-from rtc.common import testing
+from rtc.common.base import cache
+from rtc.common.env import envs
+from rtc.common.testlib import testing
 from rtc.expert import agent as agent_lib
 from rtc.expert import ppo
 

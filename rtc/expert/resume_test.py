@@ -20,10 +20,10 @@ import jax
 import numpy as np
 
 from configs import data as data_config
-from rtc.common import cache
-from rtc.common import config_util
-from rtc.common import envs
-from rtc.common import job_testing
+from rtc.common.base import cache
+from rtc.common.cli import config_util
+from rtc.common.env import envs
+from rtc.common.testlib import job_testing
 from rtc.expert import agent as agent_lib
 from rtc.expert import generate_data
 from rtc.expert import level_files

@@ -7,7 +7,7 @@ Layout (the earlier Flax implementation's, DESIGN §10):
                                                       ..._returns, ..._lengths
   <run>/data/<level_name>.npz                         data (DESIGN §10)
 
-rtc's own runs add `<run>/config.json` (rtc.common.runs) and `<run>/tb`.
+rtc's own runs add `<run>/config.json` (rtc.common.bc.runs) and `<run>/tb`.
 rtc writes a checkpoint's statistics first and its policy second, both
 atomically, so a policy file always has its statistics beside it.
 
@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtc.common import checkpoints
-from rtc.common import paths
+from rtc.common.bc import checkpoints
+from rtc.common.base import paths
 
 SEED_PREFIX = 'seed_'
 SOLVED = 'returned_episode_solved'

@@ -7,7 +7,7 @@ import pickle
 from absl.testing import absltest
 import numpy as np
 
-from rtc.common import checkpoints
+from rtc.common.bc import checkpoints
 from rtc.expert import store
 
 NAME = 'worlds_s_h0_weak_thrust'

@@ -6,7 +6,7 @@ r"""Trains PPO experts, several seeds per level, all at once.
 
 Every (seed, level) pair is one independent PPO learner (rtc.expert.ppo);
 the pairs are flattened into one leading axis, vmapped and sharded over the
-local devices (rtc.common.sharding). With `parallel_levels` > 0 the levels
+local devices (rtc.common.bc.sharding). With `parallel_levels` > 0 the levels
 are trained in groups of that many, one group after another (bounded
 accelerator memory for the paper's 12 large levels).
 
@@ -37,7 +37,7 @@ environment on m/h0_unicycle (4.6 MB for the quickstart's 2 x 64). Only
 changes are refused with the first difference named.
 
 In a job of several processes (`--config.distributed.*`,
-rtc.common.distributed; docs/scaling.md) the units of a group span
+rtc.common.bc.distributed; docs/scaling.md) the units of a group span
 every process's devices: each process runs its own units and writes their
 `seed_<i>/<update>/` checkpoints; process 0 writes `config.json`,
 TensorBoard and (gathered, without the padding, so a resume may use another
@@ -61,14 +61,14 @@ from typing import Callable
 import jax
 import numpy as np
 
-from rtc.common import checkpoints
-from rtc.common import cli
-from rtc.common import distributed
-from rtc.common import paths
-from rtc.common import progress
-from rtc.common import sharding
-from rtc.common import summary
-from rtc.common import validate
+from rtc.common.bc import checkpoints
+from rtc.common.cli import cli
+from rtc.common.bc import distributed
+from rtc.common.base import paths
+from rtc.common.base import progress
+from rtc.common.bc import sharding
+from rtc.common.bc import summary
+from rtc.common.base import validate
 from rtc.expert import agent as agent_lib
 from rtc.expert import store
 
@@ -91,7 +91,7 @@ def _level_groups(num_levels: int, per_group: int) -> list[list[int]]:
 
 def _check_resume(run_dir: str, config) -> bool:
   """Whether run_dir holds an earlier run of `config` to continue."""
-  from rtc.common import runs  # pylint: disable=g-import-not-at-top
+  from rtc.common.bc import runs  # pylint: disable=g-import-not-at-top
   if not (os.path.isdir(run_dir) and store.seeds(run_dir)):
     return False
   saved = runs.read_run_config(run_dir)
@@ -190,8 +190,8 @@ def train(config, log: Callable[[str], None] = print) -> str:
 
 def _train(config, log: Callable[[str], None]) -> str:
   # pylint: disable=g-import-not-at-top
-  from rtc.common import envs
-  from rtc.common import runs
+  from rtc.common.env import envs
+  from rtc.common.bc import runs
   from rtc.expert import ppo
   # pylint: enable=g-import-not-at-top
   # The binary checks every option first (validate.EXPERT); a library call
@@ -370,7 +370,7 @@ def _check(config, flag_values):
   paths.check_writable_dir(paths.resolve(config.logdir), '--config.logdir')
 
 
-# The binary (rtc.common.cli.Binary); its --config flag is defined only when
+# The binary (rtc.common.cli.cli.Binary); its --config flag is defined only when
 # this module runs as a binary, so `train` and rtc.expert.generate_data's
 # `generate` can be imported together (e.g. by the quickstart).
 BINARY = cli.Binary(

@@ -17,12 +17,12 @@ import numpy as np
 
 from configs import data as data_config
 from configs import expert as expert_config
-from rtc.common import cache
-from rtc.common import checkpoints
-from rtc.common import data as data_lib
-from rtc.common import envs
-from rtc.common import summary
-from rtc.common import testing
+from rtc.common.base import cache
+from rtc.common.bc import checkpoints
+from rtc.common.env import data as data_lib
+from rtc.common.env import envs
+from rtc.common.bc import summary
+from rtc.common.testlib import testing
 from rtc.expert import agent as agent_lib
 from rtc.expert import generate_data
 from rtc.expert import level_files
@@ -240,7 +240,7 @@ class ExpertPipelineTest(absltest.TestCase):
     self.assertTrue(np.all(arrays['solved'] <= arrays['done']))
     # Observations are plain ones, different across steps.
     self.assertFalse(np.allclose(arrays['obs'][0], arrays['obs'][-1]))
-    # rtc.common.data reads it, memory-mapping the observations.
+    # rtc.common.env.data reads it, memory-mapping the observations.
     ds = data_lib.load_level_dataset(path, chunk_size=8)
     self.assertIsInstance(ds.obs, np.memmap)
     self.assertEqual(ds.num_examples, t * e)

@@ -7,8 +7,8 @@ Works on directories written by the earlier Flax implementation too.
 See configs/flow_eval.py and configs/common.py for every option.
 """
 
-from rtc.common import binaries
-from rtc.common import cli
+from rtc.common.cli import binaries
+from rtc.common.cli import cli
 
 BINARY = binaries.eval_binary('flow')
 

@@ -1,4 +1,4 @@
-"""The flow-matching family as rtc.common.registry sees it (kind 'flow').
+"""The flow-matching family as rtc.common.core.registry sees it (kind 'flow').
 
 What the family owns beyond its policy (rtc.flow.model): its report label,
 and its sizes and stage-time estimates in the quickstart. Its training and

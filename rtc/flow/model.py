@@ -12,7 +12,7 @@ Time runs from 0 (Gaussian noise) to 1 (data).
   max_guidance_weight) (the cap at t = 0), v <- v + weight * correction.
   Examples are independent, so one batched VJP gives every example's own
   vector-Jacobian product.
-* `bid_action`: rtc.common.bid with `action` as the sampler.
+* `bid_action`: rtc.common.core.bid with `action` as the sampler.
 * Training-time RTC (`simulated_delay` = D): per example a delay d in
   {0..D-1} with p(d) proportional to e^-d; the first d positions are clean
   (x_t = a) with per-token time 1 and are left out of the loss.
@@ -26,9 +26,9 @@ Every method is pure and jit-able with params first; `inference_delay` and
 import jax
 import jax.numpy as jnp
 
-from rtc.common import backbone
-from rtc.common import policy
-from rtc.common import prefix
+from rtc.common.core import backbone
+from rtc.common.core import policy
+from rtc.common.core import prefix
 
 ModelConfig = backbone.MixerConfig
 ROOT = 'flow'

@@ -10,10 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtc.common import cache
-from rtc.common import checkpoints
-from rtc.common import prefix
-from rtc.common import testing
+from rtc.common.base import cache
+from rtc.common.bc import checkpoints
+from rtc.common.core import prefix
+from rtc.common.testlib import testing
 from rtc.flow import model as flow_model
 from rtc.flow import reference_testing
 

@@ -8,8 +8,8 @@ logs-expert/ or quickstart_output/logs-expert/ (and says so).
 See configs/flow.py and configs/common.py for every option.
 """
 
-from rtc.common import binaries
-from rtc.common import cli
+from rtc.common.cli import binaries
+from rtc.common.cli import cli
 
 BINARY = binaries.train_binary('flow')
 

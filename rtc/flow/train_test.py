@@ -3,7 +3,7 @@
 Training and evaluation go through the same entry points as the binaries
 (`train_and_evaluate`, `evaluate`) on the smallest packaged level. The loop's
 own behaviour (resume, fine-tuning from `load_dir`, stopping on a NaN loss)
-is tested in rtc/common/train_test.py.
+is tested in rtc/common/bc/train_test.py.
 """
 
 import csv
@@ -15,13 +15,13 @@ import numpy as np
 
 from configs import flow as flow_config
 from configs import flow_eval as flow_eval_config
-from rtc.common import cache
-from rtc.common import checkpoints
-from rtc.common import evaluate
-from rtc.common import summary
-from rtc.common import sweep
-from rtc.common import testing
-from rtc.common import train
+from rtc.common.base import cache
+from rtc.common.bc import checkpoints
+from rtc.common.bc import evaluate
+from rtc.common.bc import summary
+from rtc.common.bc import sweep
+from rtc.common.testlib import testing
+from rtc.common.bc import train
 from rtc.flow import model as flow_model
 from rtc.flow import reference_testing
 

@@ -1,0 +1,129 @@
+"""Tests for rtc.common.bc.stats and rtc.common.bc.interval_plot on hand-computed
+values (rtc.common.testlib.stats_testing's planted rows, R = 2)."""
+
+import math
+import os
+
+from absl.testing import absltest
+
+from rtc.common.bc import interval_plot
+from rtc.common.bc import results
+from rtc.common.bc import stats
+from rtc.common.testlib import stats_testing
+from rtc.common.bc import sweep
+
+# Student t's 97.5% point with 1 degree of freedom: tan(0.475 pi).
+T1 = math.tan(0.475 * math.pi)  # 12.7062...
+
+
+class IntervalTest(absltest.TestCase):
+
+  def test_t_interval_by_hand(self):
+    iv = stats.t_interval([0.28, 0.32])
+    # sd 0.02 * sqrt(2), standard error 0.02.
+    self.assertAlmostEqual(iv.mean, 0.30, places=12)
+    self.assertAlmostEqual(iv.lo, 0.30 - T1 * 0.02, places=9)
+    self.assertAlmostEqual(iv.hi, 0.30 + T1 * 0.02, places=9)
+    self.assertEqual(iv.verdict, stats.BETTER)
+    # Three replicates: t(0.975, 2) = 4.302653 (tables).
+    iv = stats.t_interval([1.0, 2.0, 3.0])
+    self.assertAlmostEqual(iv.hi - iv.mean, 4.302653 / math.sqrt(3),
+                           places=5)
+
+  def test_verdicts(self):
+    self.assertEqual(stats.t_interval([-0.3, -0.32]).verdict, stats.WORSE)
+    self.assertEqual(stats.t_interval([0.05, -0.05]).verdict, stats.NONE)
+    one = stats.t_interval([0.4])
+    self.assertTrue(math.isnan(one.lo))
+    self.assertEqual(one.verdict, stats.NO_INTERVAL)
+    with self.assertRaisesRegex(ValueError, 'no values'):
+      stats.t_interval([])
+
+
+class PlantedTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.rows = stats_testing.rows()
+
+  def test_estimates(self):
+    est = stats.estimates(self.rows)
+    self.assertEqual(list(est), ['flow', 'dd'])
+    naive = est['flow']['naive'][2]
+    self.assertAlmostEqual(naive.mean, 0.55, places=12)
+    # Replicate means 0.5, 0.6: standard error 0.05.
+    self.assertAlmostEqual(naive.hi - naive.mean, T1 * 0.05, places=9)
+    self.assertEqual(naive.replicates, 2)
+    # Episodes: sqrt((0.24 + 0.24 + 0.25 + 0.21) / 100) / 4.
+    self.assertAlmostEqual(naive.episode_se, math.sqrt(0.0094) / 4,
+                           places=12)
+
+  def test_planted_differences(self):
+    found = {(c.policy, c.method, c.reference): c
+             for c in stats.comparisons(self.rows)}
+    self.assertLen(found, 4)
+    gain = found[('flow', 'realtime', 'naive')]
+    self.assertTrue(gain.of_methods)
+    self.assertEqual(gain.delay, 2)
+    self.assertAlmostEqual(gain.difference.mean, 0.30, places=12)
+    self.assertAlmostEqual(gain.difference.lo, 0.30 - T1 * 0.02, places=9)
+    self.assertEqual(gain.difference.verdict, stats.BETTER)
+    self.assertEqual(gain.label, 'flow: realtime - naive')
+    null = found[('dd', 'naive', 'flow')]
+    self.assertFalse(null.of_methods)
+    self.assertAlmostEqual(null.difference.mean, 0.0, places=12)
+    self.assertAlmostEqual(null.difference.hi, T1 * 0.05, places=9)
+    self.assertEqual(null.difference.verdict, stats.NONE)
+    self.assertEqual(null.label, 'naive: dd - flow')
+    # dd realtime - naive: -0.30, -0.23 (standard error 0.035).
+    dd = found[('dd', 'realtime', 'naive')].difference
+    self.assertAlmostEqual(dd.mean, -0.265, places=12)
+    self.assertAlmostEqual(dd.hi, -0.265 + T1 * 0.035, places=9)
+    self.assertEqual(dd.verdict, stats.NONE)
+    # dd - flow with realtime: -0.53, -0.60.
+    worse = found[('dd', 'realtime', 'flow')].difference
+    self.assertAlmostEqual(worse.hi, -0.565 + T1 * 0.035, places=9)
+    self.assertEqual(worse.verdict, stats.WORSE)
+
+  def test_pairs_within_replicate(self):
+    # Shifting replicate 1's every cell by -0.1 changes no paired
+    # difference; flow naive's replicate means become 0.5 and 0.5, so its
+    # interval has zero width.
+    shifted = [dict(r, returned_episode_solved=r['returned_episode_solved']
+                    - 0.1 * r['replicate']) for r in self.rows]
+    before = {c.label: c.difference for c in stats.comparisons(self.rows)}
+    after = {c.label: c.difference for c in stats.comparisons(shifted)}
+    for label, iv in before.items():
+      self.assertAlmostEqual(after[label].mean, iv.mean, places=12)
+    naive = stats.estimates(shifted)['flow']['naive'][2]
+    self.assertAlmostEqual(naive.hi - naive.mean, 0, places=9)
+
+  def test_older_file_without_replicate_is_replicate_0(self):
+    path = os.path.join(self.create_tempdir().full_path, 'results.csv')
+    older = sweep.COLUMNS + ('policy',)
+    stats_testing.write_csv(
+        path, stats_testing.rows(
+            {k: v for k, v in stats_testing.PLANTED.items() if k[2] == 0},
+            replicate_column=False), columns=older)
+    rows = results.read_results(path)
+    self.assertEqual({r['replicate'] for r in rows}, {0})
+    self.assertNotIn('num_evals', rows[0])
+    est = stats.estimates(rows, num_evals=100)
+    self.assertAlmostEqual(est['flow']['naive'][2].mean, 0.5, places=6)
+    self.assertAlmostEqual(est['flow']['naive'][2].episode_se,
+                           math.sqrt(0.48 / 100) / 2, places=9)
+    self.assertEqual({c.difference.verdict for c in stats.comparisons(rows)},
+                     {stats.NO_INTERVAL})
+
+  def test_plots(self):
+    out = self.create_tempdir().full_path
+    paths = interval_plot.plot_all(
+        self.rows, {'dd': 'discrete diffusion'},
+        [os.path.join(out, 'm.png'), os.path.join(out, 'g.png')])
+    for p in paths:
+      with open(p, 'rb') as f:
+        self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+
+
+if __name__ == '__main__':
+  absltest.main()
