@@ -28,6 +28,7 @@ from typing import Optional
 
 from rtc.common.bc import checkpoints
 from rtc.common.bc import cost
+from rtc.common.bc import results
 
 # Two-sided 95% Student t quantiles by degrees of freedom (1..30); beyond,
 # 1.96 + 2.4 / df (within 0.003).
@@ -178,13 +179,7 @@ def plot(rows, output: str, title: str = '') -> str:
   ax.legend(fontsize=7, ncol=2)
   ax.set_title(title or 'Cost-adjusted: each method at the delay its own '
                'latency causes', fontsize=10)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  tmp = output + '.tmp.png'
-  fig.savefig(tmp, dpi=110)
-  plt.close(fig)
-  os.replace(tmp, output)
-  return output
+  return results.save_figure(fig, output)
 
 
 def write(rows, output_dir: str, name: str = 'cost_adjusted') -> tuple:

@@ -7,7 +7,6 @@
 """
 
 import math
-import os
 
 from rtc.common.bc import results
 from rtc.common.bc import stats
@@ -32,13 +31,7 @@ def _save(plt, fig, axes, n, ylabel, title, output) -> str:
   if axes.flat[0].get_legend_handles_labels()[0]:
     axes.flat[0].legend(fontsize=8)
   fig.suptitle(title, fontsize=10)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  tmp = output + '.tmp.png'
-  fig.savefig(tmp, dpi=110)
-  plt.close(fig)
-  os.replace(tmp, output)
-  return output
+  return results.save_figure(fig, output)
 
 
 def _errorbar(ax, label, points):

@@ -149,6 +149,19 @@ def markdown_table(summary: dict, title: str = 'method',
   return '\n'.join(lines)
 
 
+def save_figure(fig, output: str) -> str:
+  """Writes a matplotlib figure to PNG `output` atomically, closes it and
+  returns the path."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+  tmp = output + '.tmp.png'
+  fig.savefig(tmp, dpi=110)
+  plt.close(fig)
+  os.replace(tmp, output)
+  return output
+
+
 def plot(panels, output: str, execute_horizon=None, per_level=False,
          ylabel='solve rate', num_evals: Optional[int] = None) -> str:
   """panels: [(title, rows)]. Writes a PNG; returns its path.
@@ -198,10 +211,4 @@ def plot(panels, output: str, execute_horizon=None, per_level=False,
   fig.suptitle(f'Solve rate vs inference delay ({horizon}; mean over levels)'
                if not per_level else f'Solve rate vs inference delay '
                f'({horizon})', fontsize=10)
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-  tmp = output + '.tmp.png'
-  fig.savefig(tmp, dpi=110)
-  plt.close(fig)
-  os.replace(tmp, output)
-  return output
+  return save_figure(fig, output)

@@ -10,7 +10,6 @@ import time
 
 from absl import flags
 import jax
-import jax.numpy as jnp
 
 from rtc.common.cli import cli
 from rtc.common.env import envs

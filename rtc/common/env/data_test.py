@@ -1,7 +1,6 @@
 """Tests for rtc.common.env.data."""
 
 import os
-import tempfile
 
 from absl.testing import absltest
 import numpy as np
