@@ -29,12 +29,12 @@ from configs import flow as flow_config
 from configs import flow_eval as flow_eval_config
 from configs import quickstart as quickstart_config
 from rtc import binary_testing
-from rtc import quickstart
+from rtc.common.base import paths
+from rtc.common.base import validate
+from rtc.common.bc import runs
 from rtc.common.cli import cli
 from rtc.common.cli import config_util
-from rtc.common.base import paths
-from rtc.common.bc import runs
-from rtc.common.base import validate
+from rtc import quickstart
 
 # What 0 and negative values may mean, written down independently of the
 # rules in rtc.common.base.validate (NaN is never valid).

@@ -19,8 +19,8 @@ A re-run with a larger R runs only the new replicates.
 
 import dataclasses
 
-from rtc import quickstart
 from rtc.common.cli import cli
+from rtc import quickstart
 
 
 NAME = 'benchmark'  # Progress lines' tag and the run directories' name.

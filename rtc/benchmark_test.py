@@ -19,8 +19,8 @@ from absl.testing import absltest
 import numpy as np
 
 from configs import quickstart as quickstart_config
-from rtc import benchmark
 from rtc.bench import level_survey
+from rtc import benchmark
 from rtc.common.base import cache
 from rtc.common.base import paths
 from rtc.common.bc import results

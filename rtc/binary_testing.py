@@ -15,7 +15,6 @@ from unittest import mock
 
 from absl import flags
 
-from rtc import quickstart
 from rtc.common.cli import binaries
 from rtc.common.cli import cli
 from rtc.common.cli import config_util
@@ -23,6 +22,7 @@ from rtc.dd import model as dd_model
 from rtc.expert import generate_data
 from rtc.expert import train as expert_train
 from rtc.flow import model as flow_model
+from rtc import quickstart
 
 # The binaries, as rtc/<kind>/{train,eval}.py, rtc/expert/*.py and
 # rtc/quickstart.py define them.

@@ -19,15 +19,15 @@ from absl.testing import absltest
 
 from configs import common as common_config
 from configs import quickstart as quickstart_config
-from rtc import quickstart
 from rtc.common.base import cache
 from rtc.common.bc import checkpoints
 from rtc.common.bc import evaluate
-from rtc.common.core import registry
 from rtc.common.bc import summary
+from rtc.common.bc import train
+from rtc.common.core import registry
 from rtc.common.testlib import testing
 from rtc.common.testlib import toy_family
-from rtc.common.bc import train
+from rtc import quickstart
 
 
 class ThirdFamilyTest(absltest.TestCase):

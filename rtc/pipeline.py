@@ -28,8 +28,8 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
-from rtc.common.bc import checkpoints
 from rtc.common.base import progress
+from rtc.common.bc import checkpoints
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,11 +15,11 @@ import time
 from absl.testing import absltest
 
 from configs import quickstart as quickstart_config
-from rtc import pipeline
-from rtc import quickstart
 from rtc.common.base import paths
 from rtc.common.bc import results
 from rtc.common.bc import sweep
+from rtc import pipeline
+from rtc import quickstart
 
 ONE = ['expert', 'data', 'flow_train', 'flow_eval', 'dd_train', 'dd_eval']
 

@@ -45,15 +45,15 @@ from absl import flags
 
 from configs import quickstart as quickstart_config
 
+from rtc.common.base import paths
+from rtc.common.base import progress
+from rtc.common.base import validate
+from rtc.common.bc import checkpoints
+from rtc.common.cli import cli
+from rtc.common.core import registry
 from rtc import pipeline
 from rtc import report
 from rtc import stages
-from rtc.common.bc import checkpoints
-from rtc.common.cli import cli
-from rtc.common.base import paths
-from rtc.common.base import progress
-from rtc.common.core import registry
-from rtc.common.base import validate
 
 RUN_NAME = 'quickstart'
 KINDS = registry.BUILTIN_KINDS  # The policy families compared.

@@ -14,11 +14,11 @@ import tempfile
 from absl.testing import absltest
 
 from configs import quickstart as quickstart_config
-from rtc import quickstart
 from rtc.common.base import cache
 from rtc.common.bc import results
 from rtc.common.bc import summary
 from rtc.common.bc import sweep
+from rtc import quickstart
 
 
 def _config(out):

@@ -20,11 +20,11 @@ from configs import data as data_config
 from configs import dd as dd_config
 from configs import dd_eval as dd_eval_config
 from rtc import binary_testing
-from rtc.common.env import envs
 from rtc.common.bc import evaluate
 from rtc.common.bc import runs
-from rtc.common.testlib import testing
 from rtc.common.bc import train
+from rtc.common.env import envs
+from rtc.common.testlib import testing
 from rtc.dd import model as dd_model
 from rtc.expert import generate_data
 

@@ -29,12 +29,14 @@ import os
 import platform
 from typing import Optional
 
-from rtc.common.bc import checkpoints
 from rtc.common.base import progress
+from rtc.common.bc import checkpoints
+from rtc.common.bc import cost
+from rtc.common.bc import cost_report
 from rtc.common.bc import interval_plot
-from rtc.common.core import registry
 from rtc.common.bc import results
 from rtc.common.bc import stats
+from rtc.common.core import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,10 +153,33 @@ def write(record: Record) -> dict:
     pngs += interval_plot.plot_all(combined, record.titles,
                                    [os.path.join(out, f)
                                     for f in INTERVAL_FIGURES])
+  cost_rows = cost_adjusted_rows(record)
+  cost_table = ''
+  if cost_rows:  # A cost-adjusted sweep (docs/cost_adjusted.md).
+    cost_md, cost_png = cost_report.write(cost_rows, out)
+    pngs.append(cost_png)
+    with open(cost_md) as f:
+      cost_table = f.read()
   path = os.path.join(out, 'report.md')
   checkpoints.atomic_write_bytes(
-      path, text(record, combined, panels, levels, figures).encode())
+      path, text(record, combined, panels, levels, figures,
+                 cost_table).encode())
   return {'results': csv_path, 'plots': pngs, 'report': path}
+
+
+def cost_adjusted_rows(record: Record) -> list[dict]:
+  """The rows of every cost-adjusted evaluation of the record (those
+  whose results.csv has the d0 column), tagged with policy and replicate."""
+  rows = []
+  for rep in record.replicates:
+    for name in record.policies:
+      path = rep.evals[name]
+      with open(path, newline='') as f:
+        header = next(csv.reader(f), [])
+      if all(c in header for c in cost.RESULT_COLUMNS):
+        rows += cost_report.read_rows(path, policy=name,
+                                      replicate=str(rep.index))
+  return rows
 
 
 def _num_evals(rows) -> Optional[int]:
@@ -272,7 +297,8 @@ def settings_lines(record: Record) -> list[str]:
   return lines
 
 
-def text(record: Record, rows, panels, levels, figures) -> str:
+def text(record: Record, rows, panels, levels, figures,
+         cost_table: str = '') -> str:
   num_evals = _num_evals(rows)
   episodes = num_evals if num_evals is not None else ', '.join(
       str(n) for n in sorted({r.get('num_evals') for r in rows} - {None, ''}))
@@ -307,6 +333,14 @@ def text(record: Record, rows, panels, levels, figures) -> str:
             'when the 95% interval excludes 0, else "no detectable '
             'difference" (one replicate: no interval).', '']
   lines += verdict_table(rows)
+  if cost_table:
+    lines += ['', '## Cost-adjusted', '',
+              'Each method at the delay its own compute causes: the rows\' '
+              'd0 is flow naive sampling\'s delay, d = round(d0 x latency '
+              'ratio) capped at H/2 (docs/cost_adjusted.md); cells are solve '
+              'rates with the 95% interval over replicates where there are '
+              'several.', '', cost_table.rstrip(), '',
+              '![cost-adjusted solve rate](cost_adjusted.png)']
   lines += ['', '## Stages', '', '| stage | wall time | outputs |',
             '|---|---|---|']
   for stage, info in record.stages:

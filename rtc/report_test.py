@@ -12,11 +12,11 @@ import sys
 
 from absl.testing import absltest
 
-from rtc import report
 from rtc.common.base import paths
 from rtc.common.bc import results
-from rtc.common.testlib import stats_testing
 from rtc.common.bc import sweep
+from rtc.common.testlib import stats_testing
+from rtc import report
 
 POLICIES = ('flow', 'dd')
 
@@ -63,6 +63,27 @@ def make_record(out) -> report.Record:
 
 
 class ReportTest(absltest.TestCase):
+
+  def test_cost_adjusted_evaluations_get_their_table(self):
+    out = absltest.get_default_test_tmpdir() + '/report_cost'
+    record = make_record(out)
+    self.assertNotIn('## Cost-adjusted', self.text)  # Plain sweeps: none.
+    columns = sweep.COLUMNS + ('d0', 'latency_ratio')
+    for rep in record.replicates:
+      with open(rep.evals['flow'], newline='') as f:
+        rows = list(csv.DictReader(f))
+      for r in rows:  # Flow naive is the reference: d = d0, ratio 1.
+        r['d0'], r['latency_ratio'] = r['delay'], '1'
+      stats_testing.write_csv(rep.evals['flow'], rows, columns=columns)
+    with open(report.write(record)['report']) as f:
+      text = f.read()
+    section = text[text.index('## Cost-adjusted'):text.index('## Stages')]
+    # Flow naive at d0 = 2: replicate means 0.50, 0.60 (stats_testing).
+    t1 = 12.706204736174698
+    self.assertIn(f'| flow naive | 1.00 | 0.550 [{0.55 - t1 * 0.05:.3f}, '
+                  f'{0.55 + t1 * 0.05:.3f}] (d=2) |', section)
+    self.assertNotIn('dd', section.split('\n\n')[2])  # dd ran plain.
+    self.assertTrue(os.path.exists(os.path.join(out, 'cost_adjusted.png')))
 
   @classmethod
   def setUpClass(cls):

@@ -15,10 +15,10 @@ from typing import Callable
 import numpy as np
 
 from rtc.common.bc import evaluate as evaluate_lib
-from rtc.common.core import registry
 from rtc.common.bc import results
 from rtc.common.bc import summary
 from rtc.common.bc import train
+from rtc.common.core import registry
 from rtc.expert import generate_data
 from rtc.expert import train as expert_train
 

@@ -22,9 +22,9 @@ from absl import flags
 import numpy as np
 
 from rtc.bench import timing
+from rtc.common.base import validate
 from rtc.common.cli import cli
 from rtc.common.env import data
-from rtc.common.base import validate
 
 _STEPS = flags.DEFINE_integer('steps', 7813, 'Steps T per environment.')
 _ENVS = flags.DEFINE_integer('envs', 128, 'Environments E.')

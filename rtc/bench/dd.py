@@ -20,10 +20,10 @@ import jax.numpy as jnp
 from configs import dd_eval
 from rtc.bench import common
 from rtc.bench import timing
-from rtc.common.core import backbone
-from rtc.common.cli import cli
-from rtc.common.core import prefix
 from rtc.common.base import validate
+from rtc.common.cli import cli
+from rtc.common.core import backbone
+from rtc.common.core import prefix
 from rtc.dd import base
 from rtc.dd import reverse
 

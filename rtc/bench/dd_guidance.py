@@ -19,15 +19,15 @@ import jax
 import numpy as np
 
 from rtc.bench import timing
-from rtc.common.bc import checkpoints
-from rtc.common.cli import cli
-from rtc.common.env import envs
 from rtc.common.base import options
 from rtc.common.base import paths
-from rtc.common.env import rollout
+from rtc.common.base import validate
+from rtc.common.bc import checkpoints
 from rtc.common.bc import runs
 from rtc.common.bc import sharding
-from rtc.common.base import validate
+from rtc.common.cli import cli
+from rtc.common.env import envs
+from rtc.common.env import rollout
 from rtc.dd import model as dd_model
 
 _RUN_PATH = flags.DEFINE_string('run_path', '', 'DD run directory.')

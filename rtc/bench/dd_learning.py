@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import optax
 
 from rtc.bench import timing
-from rtc.common.cli import cli
 from rtc.common.base import validate
+from rtc.common.cli import cli
 from rtc.dd import model as dd_model
 from rtc.dd import ordinal
 from rtc.flow import model as flow_model

@@ -71,9 +71,9 @@ import optax
 from rtc.bench import common
 from rtc.bench import nnx_reference
 from rtc.bench import timing
-from rtc.common.core import backbone
-from rtc.common.cli import cli
 from rtc.common.base import validate
+from rtc.common.cli import cli
+from rtc.common.core import backbone
 
 _BATCH_SIZES = flags.DEFINE_list(
     'batch_sizes', ['1', '2048'],

@@ -37,15 +37,15 @@ from configs import dd as dd_config
 from configs import expert as expert_config
 from configs import flow as flow_config
 from rtc.bench import timing
-from rtc.common.bc import checkpoints
-from rtc.common.cli import cli
-from rtc.common.env import envs
 from rtc.common.base import paths
-from rtc.common.env import rollout
+from rtc.common.base import validate
+from rtc.common.bc import checkpoints
 from rtc.common.bc import sharding
 from rtc.common.bc import sweep
 from rtc.common.bc import train
-from rtc.common.base import validate
+from rtc.common.cli import cli
+from rtc.common.env import envs
+from rtc.common.env import rollout
 from rtc.dd import model as dd_model
 from rtc.dd import sampling_ops
 from rtc.flow import model as flow_model

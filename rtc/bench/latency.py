@@ -33,10 +33,10 @@ import jax
 
 from configs import quickstart as quickstart_config
 from rtc.common.base import cache
-from rtc.common.cli import cli
+from rtc.common.base import paths
 from rtc.common.bc import cost
 from rtc.common.bc import latency
-from rtc.common.base import paths
+from rtc.common.cli import cli
 from rtc.common.core import registry
 from rtc.common.env import rollout
 

@@ -33,18 +33,18 @@ import time
 from absl import flags
 
 from configs import quickstart as quickstart_config
-from rtc import pipeline
-from rtc import stages
 from rtc.common.base import cache
-from rtc.common.bc import checkpoints
-from rtc.common.cli import cli
-from rtc.common.env import envs
-from rtc.common.bc import evaluate
 from rtc.common.base import paths
 from rtc.common.base import progress
-from rtc.common.core import registry
+from rtc.common.bc import checkpoints
+from rtc.common.bc import evaluate
 from rtc.common.bc import results
+from rtc.common.cli import cli
+from rtc.common.core import registry
+from rtc.common.env import envs
 from rtc.expert import store
+from rtc import pipeline
+from rtc import stages
 
 COLUMNS = ('level', 'expert_solve_rate', 'expert_minutes',
            'expert_update_reaching_threshold', 'flow_naive_d0',

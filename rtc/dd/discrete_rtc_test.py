@@ -14,12 +14,12 @@ import numpy as np
 from configs import dd as dd_config
 from configs import dd_eval as dd_eval_config
 from rtc.common.base import cache
+from rtc.common.base import validate
 from rtc.common.bc import checkpoints
 from rtc.common.bc import evaluate
+from rtc.common.bc import train
 from rtc.common.core import prefix
 from rtc.common.testlib import testing
-from rtc.common.bc import train
-from rtc.common.base import validate
 from rtc.dd import discrete_rtc
 from rtc.dd import model as dd_model
 

@@ -18,8 +18,8 @@ from rtc.common.base import cache
 from rtc.common.bc import checkpoints
 from rtc.common.bc import evaluate
 from rtc.common.bc import summary
-from rtc.common.testlib import testing
 from rtc.common.bc import train
+from rtc.common.testlib import testing
 from rtc.dd import model as dd_model
 
 LEVEL_NAME = 'worlds_s_h0_weak_thrust'

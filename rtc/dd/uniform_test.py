@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtc.common.core import bins
 from rtc.common.base import cache
+from rtc.common.core import bins
 from rtc.common.core import prefix
 from rtc.common.testlib import testing
 from rtc.dd import base

@@ -28,9 +28,9 @@ from configs import data as data_config
 from configs import expert as expert_config
 from rtc.common.base import cache
 from rtc.common.cli import config_util
-from rtc.common.testlib import job_testing
 from rtc.common.env import data as data_lib
 from rtc.common.env import envs
+from rtc.common.testlib import job_testing
 from rtc.expert import generate_data
 from rtc.expert import store
 from rtc.expert import train

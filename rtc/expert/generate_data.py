@@ -52,13 +52,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtc.common.bc import checkpoints
-from rtc.common.cli import cli
-from rtc.common.bc import distributed
 from rtc.common.base import paths
 from rtc.common.base import progress as progress_lib
-from rtc.common.bc import sharding
 from rtc.common.base import validate
+from rtc.common.bc import checkpoints
+from rtc.common.bc import distributed
+from rtc.common.bc import sharding
+from rtc.common.cli import cli
 from rtc.expert import agent as agent_lib
 from rtc.expert import level_files
 from rtc.expert import store

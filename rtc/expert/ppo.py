@@ -61,8 +61,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rtc.common.env import envs
 from rtc.common.base import validate
+from rtc.common.env import envs
 from rtc.expert import agent as agent_lib
 
 SHAPINGS = ('distance', 'kinetix', 'none')

@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rtc.common.bc import checkpoints
 from rtc.common.base import paths
+from rtc.common.bc import checkpoints
 
 SEED_PREFIX = 'seed_'
 SOLVED = 'returned_episode_solved'

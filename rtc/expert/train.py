@@ -61,14 +61,14 @@ from typing import Callable
 import jax
 import numpy as np
 
-from rtc.common.bc import checkpoints
-from rtc.common.cli import cli
-from rtc.common.bc import distributed
 from rtc.common.base import paths
 from rtc.common.base import progress
+from rtc.common.base import validate
+from rtc.common.bc import checkpoints
+from rtc.common.bc import distributed
 from rtc.common.bc import sharding
 from rtc.common.bc import summary
-from rtc.common.base import validate
+from rtc.common.cli import cli
 from rtc.expert import agent as agent_lib
 from rtc.expert import store
 

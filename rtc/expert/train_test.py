@@ -19,9 +19,9 @@ from configs import data as data_config
 from configs import expert as expert_config
 from rtc.common.base import cache
 from rtc.common.bc import checkpoints
+from rtc.common.bc import summary
 from rtc.common.env import data as data_lib
 from rtc.common.env import envs
-from rtc.common.bc import summary
 from rtc.common.testlib import testing
 from rtc.expert import agent as agent_lib
 from rtc.expert import generate_data

@@ -20,8 +20,8 @@ from rtc.common.bc import checkpoints
 from rtc.common.bc import evaluate
 from rtc.common.bc import summary
 from rtc.common.bc import sweep
-from rtc.common.testlib import testing
 from rtc.common.bc import train
+from rtc.common.testlib import testing
 from rtc.flow import model as flow_model
 from rtc.flow import reference_testing
 

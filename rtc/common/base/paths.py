@@ -28,8 +28,10 @@ def resolve(path: str) -> str:
 
 def repo_root() -> str:
   """The source checkout (runfiles are symlinks back into it)."""
-  here = os.path.realpath(__file__)
-  return os.path.dirname(os.path.dirname(os.path.dirname(here)))
+  here = os.path.realpath(__file__)  # <root>/rtc/common/base/paths.py
+  for _ in range(4):
+    here = os.path.dirname(here)
+  return here
 
 
 def shared_worlds_dir() -> str | None:

@@ -18,10 +18,10 @@ import numpy as np
 from configs import flow_eval as flow_eval_config
 from rtc.common.base import cache
 from rtc.common.bc import cost
-from rtc.common.env import envs
 from rtc.common.bc import evaluate
-from rtc.common.core import registry
 from rtc.common.bc import runs
+from rtc.common.core import registry
+from rtc.common.env import envs
 from rtc.common.testlib import testing
 
 

@@ -22,21 +22,15 @@ replicates and a 95% t interval of it (the replicates' spread only).
 import collections
 import csv
 import dataclasses
-import math
 import os
 from typing import Optional
 
 from rtc.common.bc import checkpoints
 from rtc.common.bc import cost
 from rtc.common.bc import results
+from rtc.common.bc import stats
 
-# Two-sided 95% Student t quantiles by degrees of freedom (1..30); beyond,
-# 1.96 + 2.4 / df (within 0.003).
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262,
-        2.228, 2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093,
-        2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045,
-        2.042)
-METHOD_ORDER = ('naive', 'realtime', 'bid', 'hard_masking', 'training_time')
+METHOD_ORDER = results.METHOD_ORDER
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,10 +66,6 @@ def read_rows(path: str, policy: str = '',
   return rows
 
 
-def _t95(df: int) -> float:
-  return _T95[df - 1] if df <= len(_T95) else 1.96 + 2.4 / df
-
-
 def summarise(rows) -> dict:
   """{(policy, method): {d0: Cell}}, policies and methods in order."""
   by_rep = collections.defaultdict(list)
@@ -94,15 +84,11 @@ def summarise(rows) -> dict:
     means[tuple(key)].append(sum(values) / len(values))
   out = collections.defaultdict(dict)
   for key in sorted(means, key=_order):
-    m = means[key]
-    mean = sum(m) / len(m)
-    low = high = None
-    if len(m) > 1:
-      sd = math.sqrt(sum((x - mean) ** 2 for x in m) / (len(m) - 1))
-      half = _t95(len(m) - 1) * sd / math.sqrt(len(m))
-      low, high = mean - half, mean + half
+    iv = stats.t_interval(means[key])  # Student t over replicates.
+    low, high = (iv.lo, iv.hi) if iv.replicates > 1 else (None, None)
     delay, ratio = runs[key]
-    out[key[:2]][key[2]] = Cell(mean, low, high, len(m), delay, ratio)
+    out[key[:2]][key[2]] = Cell(iv.mean, low, high, iv.replicates, delay,
+                                ratio)
   return dict(out)
 
 

@@ -10,8 +10,8 @@ from ml_collections import config_dict
 
 from rtc.common.bc import cost
 from rtc.common.bc import cost_report
-from rtc.common.env import rollout
 from rtc.common.bc import sweep
+from rtc.common.env import rollout
 
 DEVICE = 'cpu: test'
 

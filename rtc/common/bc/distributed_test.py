@@ -32,13 +32,13 @@ from configs import flow as flow_config
 from configs import flow_eval as flow_eval_config
 from rtc.common.base import cache
 from rtc.common.bc import checkpoints
-from rtc.common.cli import config_util
-from rtc.common.testlib import job_testing
 from rtc.common.bc import distributed
-from rtc.common.env import envs
 from rtc.common.bc import evaluate
-from rtc.common.testlib import testing
 from rtc.common.bc import train
+from rtc.common.cli import config_util
+from rtc.common.env import envs
+from rtc.common.testlib import job_testing
+from rtc.common.testlib import testing
 from rtc.flow import model as flow_model
 
 LEVELS = ('s/h0_weak_thrust.json', 's/h1_thrust_over_ball.json',

@@ -27,11 +27,11 @@ import json
 import os
 from typing import Callable, Optional
 
+from rtc.common.base import options
+from rtc.common.base import paths
 from rtc.common.bc import checkpoints
 from rtc.common.bc import cost
 from rtc.common.bc import distributed
-from rtc.common.base import options
-from rtc.common.base import paths
 from rtc.common.core import registry
 
 # envs, rollout, runs and sweep import Kinetix, which starts JAX's backend:

@@ -21,10 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtc.common.core import backbone
+from rtc.common.base import paths
 from rtc.common.bc import cost
 from rtc.common.bc import distributed
-from rtc.common.base import paths
+from rtc.common.core import backbone
 from rtc.common.core import registry
 from rtc.common.env import rollout
 

@@ -9,8 +9,8 @@ from absl.testing import absltest
 from rtc.common.bc import interval_plot
 from rtc.common.bc import results
 from rtc.common.bc import stats
-from rtc.common.testlib import stats_testing
 from rtc.common.bc import sweep
+from rtc.common.testlib import stats_testing
 
 # Student t's 97.5% point with 1 degree of freedom: tan(0.475 pi).
 T1 = math.tan(0.475 * math.pi)  # 12.7062...

@@ -29,14 +29,14 @@ from typing import Callable, Optional, Sequence
 import jax
 import numpy as np
 
+from rtc.common.base import progress
+from rtc.common.base import validate
 from rtc.common.bc import checkpoints
 from rtc.common.bc import cost
-from rtc.common.base import progress
 from rtc.common.bc import distributed
+from rtc.common.bc import sharding
 from rtc.common.env import envs
 from rtc.common.env import rollout
-from rtc.common.bc import sharding
-from rtc.common.base import validate
 
 COLUMNS = ('returned_episode_returns', 'returned_episode_lengths',
            'returned_episode_solved', 'delay', 'method', 'level',

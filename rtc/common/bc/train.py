@@ -41,14 +41,14 @@ import jax
 import numpy as np
 import optax
 
-from rtc.common.bc import checkpoints
-from rtc.common.env import data as data_lib
-from rtc.common.bc import distributed
 from rtc.common.base import options
 from rtc.common.base import paths
 from rtc.common.base import progress
+from rtc.common.bc import checkpoints
+from rtc.common.bc import distributed
 from rtc.common.bc import sharding
 from rtc.common.bc import summary
+from rtc.common.env import data as data_lib
 
 # envs, rollout, runs and sweep import Kinetix, which starts JAX's backend:
 # they are imported inside the functions, after distributed.initialize.

@@ -17,9 +17,9 @@ import numpy as np
 from rtc.common.base import cache
 from rtc.common.bc import checkpoints
 from rtc.common.bc import summary
+from rtc.common.bc import train
 from rtc.common.testlib import testing
 from rtc.common.testlib import toy_family
-from rtc.common.bc import train
 
 LEVEL_NAME = 'worlds_s_h0_weak_thrust'
 

@@ -22,12 +22,12 @@ import os
 
 from absl import flags
 
-from rtc.common.cli import cli
-from rtc.common.bc import evaluate
 from rtc.common.base import paths
-from rtc.common.core import registry
-from rtc.common.bc import train
 from rtc.common.base import validate
+from rtc.common.bc import evaluate
+from rtc.common.bc import train
+from rtc.common.cli import cli
+from rtc.common.core import registry
 
 
 def train_binary(kind: str, make_policy=None, log=print) -> cli.Binary:

@@ -29,9 +29,9 @@ from absl import flags
 from ml_collections import config_flags
 
 from rtc.common.base import cache
-from rtc.common.cli import config_util
 from rtc.common.base import quiet
 from rtc.common.base import validate
+from rtc.common.cli import config_util
 
 GRAIN_WARNING = 'Grain multiprocess worker profiling requires'
 EXIT_BAD_INPUT = 2

@@ -11,9 +11,9 @@ import time
 from absl import flags
 import jax
 
+from rtc.common.base import paths
 from rtc.common.cli import cli
 from rtc.common.env import envs
-from rtc.common.base import paths
 
 _LEVELS = flags.DEFINE_string(
     'levels', 's/h0_weak_thrust,m/h18_thrust_right_very_easy'.split(',')[0],

@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtc.common.env import envs
 from rtc.common.base import cache
 from rtc.common.base import paths
+from rtc.common.env import envs
 
 LEVEL = 's/h0_weak_thrust.json'
 MEDIUM = 'm/h18_thrust_right_very_easy.json'

@@ -30,9 +30,9 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from rtc.common.env import envs
-from rtc.common.core import prefix
 from rtc.common.base import validate
+from rtc.common.core import prefix
+from rtc.common.env import envs
 
 METHODS = ('naive', 'realtime', 'bid', 'hard_masking', 'training_time')
 
