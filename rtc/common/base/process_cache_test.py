@@ -31,7 +31,8 @@ import numpy as np
 from jax import monitoring
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from ml_collections import config_dict
-from rtc.common.base import cache, distributed
+from rtc.common.base import cache
+from rtc.common.bc import distributed
 
 stats = {'programs': 0, 'compile_s': 0.0, 'hits': 0}
 def on_duration(event, secs, **_):

@@ -2,7 +2,7 @@
 from `load_dir`, NaN stop.
 
 The loop is the same for every policy family, so these tests train the toy
-family of rtc.common.family_test (a one-layer regression of the chunk):
+family of rtc.family_test (a one-layer regression of the chunk):
 compiling it costs a fraction of a flow or DD model. Flow's and DD's own
 end-to-end runs through the loop are in rtc/flow and rtc/dd.
 """
