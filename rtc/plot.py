@@ -17,18 +17,14 @@ writes `<output>_intervals.png` and `<output>_gain_over_naive.png`.
 
 from absl import flags
 
-# pylint: disable=g-bad-import-order
-# cli first: it installs the log filters before Kinetix (through results)
-# loads and logs its Grain note.
-from rtc.common.cli import cli
 from rtc import report
-# pylint: enable=g-bad-import-order
-from rtc.common.bc import interval_plot
 from rtc.common.base import options
 from rtc.common.base import paths
-from rtc.common.bc import results
 from rtc.common.base import validate
+from rtc.common.bc import interval_plot
+from rtc.common.bc import results
 from rtc.common.bc import stats
+from rtc.common.cli import cli
 
 _RESULTS = flags.DEFINE_string('results', '',
                                'results.csv path(s), comma-separated.')

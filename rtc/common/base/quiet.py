@@ -45,6 +45,17 @@ for line in sys.stdin.buffer:
 _filtered = False
 
 
+GRAIN_WARNING = 'Grain multiprocess worker profiling requires'
+
+
+class _DropGrainWarning(logging.Filter):
+  """Grain (it comes with kinetix and is not used here) warns at import
+  that this jaxlib lacks its profiling support."""
+
+  def filter(self, record):
+    return not str(record.msg).startswith(GRAIN_WARNING)
+
+
 class _DropBackendProbe(logging.Filter):
 
   def filter(self, record):
@@ -57,12 +68,15 @@ def _enabled() -> bool:
 
 
 def install_filters() -> None:
-  """Drops JAX's backend-probe INFO records (idempotent)."""
+  """Drops JAX's backend-probe INFO records and Grain's import-time note
+  (idempotent). rtc.common.env.envs calls it before Kinetix loads Grain."""
   if not _enabled():
     return
-  logger = logging.getLogger('jax._src.xla_bridge')
-  if not any(isinstance(f, _DropBackendProbe) for f in logger.filters):
-    logger.addFilter(_DropBackendProbe())
+  for name, kind in (('jax._src.xla_bridge', _DropBackendProbe),
+                     ('absl', _DropGrainWarning)):
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, kind) for f in logger.filters):
+      logger.addFilter(kind())
 
 
 def filter_stderr() -> None:

@@ -9,16 +9,15 @@
   `--config.<option>`s (rtc.common.cli.config_util.check_overrides), values out
   of range (rtc.common.base.validate, checked before any work), missing files.
 * Grain's start-up warning about profiling support in jaxlib (grain comes
-  with kinetix and is not used here) is dropped: this module is imported
-  before kinetix by every binary. So are JAX's backend-probe lines and
-  XLA:CPU's false cache-loading errors (rtc.common.base.quiet).
+  with kinetix and is not used here), JAX's backend-probe lines and
+  XLA:CPU's false cache-loading errors are dropped (rtc.common.base.quiet;
+  rtc.common.env.envs installs the log filters before Kinetix loads).
 
 A binary with a `--config` file is a `Binary`: its config file, the table
 of its options' ranges, its checks and its work, run by `run(binary)`.
 """
 
 import dataclasses
-import logging
 import os
 import re
 import sys
@@ -33,19 +32,9 @@ from rtc.common.base import quiet
 from rtc.common.base import validate
 from rtc.common.cli import config_util
 
-GRAIN_WARNING = 'Grain multiprocess worker profiling requires'
 EXIT_BAD_INPUT = 2
 
 
-class _DropGrainWarning(logging.Filter):
-
-  def filter(self, record):
-    return not str(record.msg).startswith(GRAIN_WARNING)
-
-
-if not any(isinstance(f, _DropGrainWarning)
-           for f in logging.getLogger('absl').filters):
-  logging.getLogger('absl').addFilter(_DropGrainWarning())
 quiet.install_filters()
 
 

@@ -37,6 +37,12 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from rtc.common.base import quiet
+
+quiet.install_filters()  # Before Kinetix loads Grain, which logs a note.
+# pylint: disable=g-bad-import-order,g-import-not-at-top,wrong-import-position
 import kinetix
 from kinetix.environment import ActionType
 from kinetix.environment import ObservationType
@@ -44,7 +50,7 @@ from kinetix.environment.env import make_kinetix_env
 from kinetix.environment.env_state import EnvParams
 from kinetix.environment.env_state import StaticEnvParams
 from kinetix.util import saving
-import numpy as np
+# pylint: enable=g-bad-import-order,g-import-not-at-top,wrong-import-position
 
 from rtc.common.base import cache
 from rtc.common.env import legacy_engine
