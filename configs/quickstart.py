@@ -19,14 +19,14 @@ from rtc.common.core import registry
 
 
 
-# The CPU suite (`:suite`): the levels kinetix-env ships where the survey's
-# experts solve >= 0.9 and naive flow loses >= 0.2 from d = 0 to d = 4
-# (`bazel run //rtc/bench:level_survey`, docs/level_survey.csv; the four
-# levels whose experts ended below 0.9 re-surveyed with --expert_updates=150,
-# docs/level_survey_150_updates.csv; docs/benchmarks.md). Only these
-# three of the 34 s/ and m/ levels qualify; s/h5_rotate_fall is padded to
-# the m/ levels' entity counts (rtc.common.env.envs.load_levels).
-SUITE = ('m/h0_unicycle', 'm/arm_hard', 's/h5_rotate_fall')
+# The CPU suite (`:suite`): levels kinetix-env ships where experts solve
+# >= 0.9 and naive flow loses >= 0.2 from d = 0 to d = 4. The survey
+# (`bazel run //rtc/bench:level_survey`, docs/level_survey.csv and
+# docs/level_survey_150_updates.csv; docs/benchmarks.md) found three of the
+# 34 s/ and m/ levels; s/h5_rotate_fall is left out because its naive flow
+# lost nothing at d = 4 when trained in the suite (docs/
+# suite_variants_results.csv) and when trained alone (a quickstart run).
+SUITE = ('m/h0_unicycle', 'm/arm_hard')
 # Compared policies: name -> (kind, preset of configs/<kind>.py). The
 # quickstart's DD is masked DD, chosen by measurement (docs/dd_variants.md "Which DD
 # variant": on m/h0_unicycle its naive sampling beats flow's realtime);
@@ -34,9 +34,20 @@ SUITE = ('m/h0_unicycle', 'm/arm_hard', 's/h5_rotate_fall')
 # process) and its per-token-level preset.
 POLICIES = {'flow': ('flow', ''), 'dd': ('dd', 'masked'),
             'dd_uniform': ('dd', ''), 'dd_token_levels': ('dd', 'token_levels'),
-            'dd_discrete_rtc': ('dd', 'discrete_rtc')}
+            'dd_discrete_rtc': ('dd', 'discrete_rtc'),
+            'flow_training_time': ('flow', ''),
+            'dd_training_time': ('dd', 'masked')}
 VARIANTS = ('dd_uniform', 'dd_token_levels')
+# Training-time RTC (`:training_time`): {policy: its base policy}. Each is
+# its base's preset trained with model.simulated_delay = SIMULATED_DELAY
+# (delays 0..4 drawn in training, the sweep's delays) and evaluated with the
+# `training_time` method only; the report compares it with its base's
+# methods (rtc.common.bc.stats.comparisons).
+TRAINING_TIME = {'flow_training_time': 'flow', 'dd_training_time': 'dd'}
+SIMULATED_DELAY = 5
 LABELS = {'dd': 'discrete diffusion (masked)',
+          'flow_training_time': 'flow matching, training-time RTC',
+          'dd_training_time': 'discrete diffusion (masked), training-time RTC',
           'dd_uniform': 'discrete diffusion (uniform)',
           'dd_token_levels': 'discrete diffusion (per-token levels)',
           'dd_discrete_rtc': 'discrete diffusion (DiscreteRTC recipe)'}
@@ -45,7 +56,7 @@ LABELS = {'dd': 'discrete diffusion (masked)',
 def _kind_preset(name):
   return POLICIES.get(name, (name, ''))
 VARIANT_METHODS = 'naive,realtime,hard_masking'
-PRESETS = ('', 'test', 'variants', 'suite', 'discrete_rtc')
+PRESETS = ('', 'test', 'variants', 'suite', 'discrete_rtc', 'training_time')
 
 
 # Backbone sizes: the quickstart's, and its test preset's.
@@ -104,11 +115,16 @@ def get_config(preset: str = ''):
   if 'discrete_rtc' in presets:  # DiscreteRTC's recipe (docs/discrete_rtc.md).
     names.append('dd_discrete_rtc')
     c.policies += ',dd_discrete_rtc'
+  if 'training_time' in presets:  # Training-time RTC (TRAINING_TIME).
+    names += TRAINING_TIME
+    c.policies += ',' + ','.join(TRAINING_TIME)
   for name in names:
     kind, variant = _kind_preset(name)
     c[name] = _bc(registry.get_config(kind, variant))
     # The family's own quickstart sizes (rtc.common.core.registry: QUICKSTART).
     c[name].model.update(registry.quickstart(kind)['model'])
+    if name in TRAINING_TIME:
+      c[name].model.simulated_delay = SIMULATED_DELAY
   # The comparison: every method at delays 0..4 with s = max(1, d), 128
   # episodes per point (standard error <= 0.044): on m/h0_unicycle flow's
   # realtime and hard_masking beat naive by 0.14-0.32 at d = 3, 4. Episodes
@@ -130,9 +146,16 @@ def get_config(preset: str = ''):
   c.eval.latency_csv = ''
   c.eval.measure_latency = True
   c.eval.latency_batch = 1
+  # A latency CSV of `bazel run //rtc/bench:latency` (e.g. docs/
+  # latency_cpu.csv): the report adds a cost-adjusted table derived from
+  # the standard sweep (rtc.common.bc.cost_report.derived_rows) at
+  # eval.latency_batch's ratios. '' = none. Only the report reads it.
+  c.report_latency_csv = ''
   # Methods of one policy when not eval.methods: {name: 'naive,...'}.
   c.eval.methods_for = config_dict.ConfigDict(
       {n: VARIANT_METHODS for n in names if n in VARIANTS})
+  c.eval.methods_for.update({n: 'training_time' for n in names
+                             if n in TRAINING_TIME})
   for name in names:
     c[f'{name}_eval'] = registry.get_config(_kind_preset(name)[0],
                                             evaluation=True)

@@ -49,6 +49,7 @@ from rtc.common.base import paths
 from rtc.common.base import progress
 from rtc.common.base import validate
 from rtc.common.bc import checkpoints
+from rtc.common.bc import cost
 from rtc.common.cli import cli
 from rtc.common.core import registry
 from rtc import pipeline
@@ -280,10 +281,15 @@ def record(pipe: pipeline.Pipeline, config, name: str) -> report.Record:
         evals={n: done[f'{n}_eval']['outputs']['results'] for n in names}))
   stage_info = tuple((s.id, pipe.finished(s.id)) for s in pipe.stages
                      if s.id != 'report')
+  latency_csv = config.get('report_latency_csv') or ''
   return report.Record(
       name=name, out=pipe.out, policies=names, titles=titles,
       replicates=tuple(replicates), stages=stage_info,
-      wall_seconds=pipe.recorded_seconds(), parallel=pipe.parallel)
+      wall_seconds=pipe.recorded_seconds(), parallel=pipe.parallel,
+      bases={n: b for n, b in quickstart_config.TRAINING_TIME.items()
+             if n in names and b in names},
+      latency_csv=paths.resolve(latency_csv) if latency_csv else '',
+      latency_batch=int(config.eval.latency_batch))
 
 
 def run(config, name: str = 'quickstart',
@@ -324,6 +330,8 @@ def _check(config, flag_values):
   out = paths.resolve(config.output_dir)
   paths.check_writable_dir(out, option)
   check_replicates(config, out)
+  if config.get('report_latency_csv'):  # One line if unreadable or bad.
+    cost.read_csv(paths.resolve(config.report_latency_csv))
   make_pipeline(config, log=lambda _: None).check()
 
 

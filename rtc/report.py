@@ -61,6 +61,15 @@ class Record:
   stages: tuple  # ((stage id, marker dict), ...) but the report's.
   wall_seconds: float  # The stages' wall time, side by side as run.
   parallel: bool
+  # {policy: its base policy}: a training-time RTC policy's methods are
+  # compared with its base's (rtc.common.bc.stats.comparisons); its latency
+  # is looked up under the base's name.
+  bases: dict = dataclasses.field(default_factory=dict)
+  # A latency CSV (`bazel run //rtc/bench:latency`): the report derives a
+  # cost-adjusted table from the standard sweep (cost_report.derived_rows)
+  # at this batch's ratios. '' = none.
+  latency_csv: str = ''
+  latency_batch: int = 1
 
 
 def label(name: str, kind: str) -> str:
@@ -153,13 +162,20 @@ def write(record: Record) -> dict:
     pngs += interval_plot.plot_all(combined, record.titles,
                                    [os.path.join(out, f)
                                     for f in INTERVAL_FIGURES])
-  cost_rows = cost_adjusted_rows(record)
+  cost_rows, derived = cost_adjusted_rows(record), False
+  if not cost_rows and record.latency_csv:
+    cost_rows, derived = derived_cost_rows(record, combined), True
   cost_table = ''
-  if cost_rows:  # A cost-adjusted sweep (docs/cost_adjusted.md).
+  if cost_rows:  # docs/cost_adjusted.md.
     cost_md, cost_png = cost_report.write(cost_rows, out)
     pngs.append(cost_png)
     with open(cost_md) as f:
       cost_table = f.read()
+    cost_table = '\n'.join(
+        [cost_source(record, derived), '', cost_table.rstrip(), '',
+         '![cost-adjusted solve rate](cost_adjusted.png)', '',
+         'Paired at equal compute (the same d0), within replicate:', ''] +
+        verdict_table(cost_report.by_d0(cost_rows), record.bases))
   path = os.path.join(out, 'report.md')
   checkpoints.atomic_write_bytes(
       path, text(record, combined, panels, levels, figures,
@@ -180,6 +196,39 @@ def cost_adjusted_rows(record: Record) -> list[dict]:
         rows += cost_report.read_rows(path, policy=name,
                                       replicate=str(rep.index))
   return rows
+
+
+def derived_cost_rows(record: Record, combined) -> list[dict]:
+  """Cost-adjusted rows derived from the standard sweep's rows at the
+  ratios of `record.latency_csv`: each policy's latency is looked up under
+  its (base's) name with the sampling options its evaluation recorded."""
+  latencies = cost.read_csv(record.latency_csv)
+  first = record.replicates[0]
+  ratios, chunk = {}, None
+  for name in record.policies:
+    model = (recorded(first, name)['evaluation'][1] or {}).get('model', {})
+    chunk = int(model.get('action_chunk_size', CHUNK_SIZE))
+    methods = sorted({r['method'] for r in combined if r['policy'] == name})
+    found = cost.ratios(latencies, record.latency_csv,
+                        record.bases.get(name, name),
+                        cost.sampling_key(model), methods,
+                        record.latency_batch)
+    ratios.update({(name, m): v for m, v in found.items()})
+  return cost_report.derived_rows(combined, ratios, chunk)
+
+
+CHUNK_SIZE = 8  # H of evaluations that did not record it.
+
+
+def cost_source(record: Record, derived: bool) -> str:
+  if not derived:
+    return ('From cost-adjusted evaluation sweeps (each policy x method run '
+            'at its own d).')
+  return (f'Derived from the standard sweep: a policy x method\'s cell at '
+          f'd0 is its row at d = round(d0 x ratio), s = max(1, d), the '
+          f'point a cost-adjusted sweep runs; ratios from '
+          f'`{os.path.relpath(record.latency_csv, record.out)}` at batch '
+          f'{record.latency_batch} (latency / flow naive\'s latency).')
 
 
 def _num_evals(rows) -> Optional[int]:
@@ -245,10 +294,10 @@ def tables(panels, levels, num_evals, names) -> list[str]:
   return lines
 
 
-def verdict_table(rows) -> list[str]:
+def verdict_table(rows, bases=None) -> list[str]:
   lines = ['| comparison | d | difference [95% interval] | verdict |',
            '|---|---|---|---|']
-  for c in stats.comparisons(rows):
+  for c in stats.comparisons(rows, bases=bases):
     lines.append(f'| {c.label} | {c.delay} | '
                  f'{stats.format_interval(c.difference, signed=True)} | '
                  f'{c.difference.verdict} |')
@@ -329,18 +378,19 @@ def text(record: Record, rows, panels, levels, figures,
   lines += [f'![{alt.get(f, "solve rate vs delay")}]({f})' for f in figures]
   lines += ['', '## Verdicts', '',
             'Paired within replicate: each method minus naive in a policy, '
-            'each policy minus flow for the same method; "better" / "worse" '
+            'each policy minus flow for the same method, a training-time '
+            'policy\'s training_time minus each method of its base policy; '
+            '"better" / "worse" '
             'when the 95% interval excludes 0, else "no detectable '
             'difference" (one replicate: no interval).', '']
-  lines += verdict_table(rows)
+  lines += verdict_table(rows, record.bases)
   if cost_table:
     lines += ['', '## Cost-adjusted', '',
               'Each method at the delay its own compute causes: the rows\' '
               'd0 is flow naive sampling\'s delay, d = round(d0 x latency '
               'ratio) capped at H/2 (docs/cost_adjusted.md); cells are solve '
               'rates with the 95% interval over replicates where there are '
-              'several.', '', cost_table.rstrip(), '',
-              '![cost-adjusted solve rate](cost_adjusted.png)']
+              'several.', '', cost_table.rstrip()]
   lines += ['', '## Stages', '', '| stage | wall time | outputs |',
             '|---|---|---|']
   for stage, info in record.stages:

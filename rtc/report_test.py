@@ -4,6 +4,7 @@ execution-horizon text and the Settings section, which must equal what the
 stages recorded."""
 
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -13,12 +14,14 @@ import sys
 from absl.testing import absltest
 
 from rtc.common.base import paths
+from rtc.common.bc import cost
 from rtc.common.bc import results
 from rtc.common.bc import sweep
 from rtc.common.testlib import stats_testing
 from rtc import report
 
 POLICIES = ('flow', 'dd')
+T1 = 12.706204736174698  # t(0.975, 1 degree of freedom).
 
 
 def _write_json(path, value):
@@ -82,8 +85,46 @@ class ReportTest(absltest.TestCase):
     t1 = 12.706204736174698
     self.assertIn(f'| flow naive | 1.00 | 0.550 [{0.55 - t1 * 0.05:.3f}, '
                   f'{0.55 + t1 * 0.05:.3f}] (d=2) |', section)
-    self.assertNotIn('dd', section.split('\n\n')[2])  # dd ran plain.
+    self.assertIn('From cost-adjusted evaluation sweeps', section)
+    self.assertNotIn('dd', section.split('\n\n')[3])  # dd ran plain.
     self.assertTrue(os.path.exists(os.path.join(out, 'cost_adjusted.png')))
+
+  def test_cost_adjusted_table_derived_from_a_latency_csv(self):
+    out = absltest.get_default_test_tmpdir() + '/report_derived'
+    latency = os.path.join(out, 'latency.csv')
+    os.makedirs(out, exist_ok=True)
+    # Ratios to flow naive: flow realtime 1.2, dd naive 0.8, dd realtime
+    # 1.1; at d0 = 2 each runs at d = round(2 x ratio) = 2 (the rows' d).
+    with open(latency, 'w') as f:
+      f.write(','.join(cost.CSV_COLUMNS) + '\n')
+      for policy, kind, method, ms in (
+          ('flow', 'flow', 'naive', 1.0), ('flow', 'flow', 'realtime', 1.2),
+          ('dd', 'dd', 'naive', 0.8), ('dd', 'dd', 'realtime', 1.1)):
+        f.write(f'cpu: test,1,{policy},{kind},{method},,5,2,2,50,{ms / 1e3},'
+                f'{ms / 1e3},flow,,\n')
+    record = dataclasses.replace(make_record(out), latency_csv=latency)
+    with open(report.write(record)['report']) as f:
+      text = f.read()
+    section = text[text.index('## Cost-adjusted'):text.index('## Stages')]
+    self.assertIn('Derived from the standard sweep', section)
+    self.assertIn('`latency.csv` at batch 1', section)
+    # dd realtime: replicate means 0.25, 0.32 (stats_testing).
+    self.assertIn(f'| dd realtime | 1.10 | 0.285 [{0.285 - T1 * 0.035:.3f}, '
+                  f'{0.285 + T1 * 0.035:.3f}] (d=2) |', section)
+    # The paired verdicts at equal compute: flow realtime - naive at d0 2.
+    self.assertIn(f'| flow: realtime - naive | 2 | +0.300 '
+                  f'[{0.3 - T1 * 0.02:+.3f}, {0.3 + T1 * 0.02:+.3f}] | better |',
+                  section)
+    # A latency CSV without dd's realtime: one line, before any file.
+    with open(latency) as f:
+      lines = f.read().splitlines()
+    with open(latency, 'w') as f:
+      f.write('\n'.join(lines[:-1]) + '\n')
+    os.remove(os.path.join(out, 'report.md'))
+    with self.assertRaisesRegex(ValueError, r"has no 'realtime' row for "
+                                r"policy 'dd' at batch 1"):
+      report.write(record)
+    self.assertFalse(os.path.exists(os.path.join(out, 'report.md')))
 
   @classmethod
   def setUpClass(cls):

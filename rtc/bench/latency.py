@@ -45,11 +45,12 @@ OBS_DIM = 679  # The paper's large levels (rtc.bench.common).
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list('presets', None, 'Quickstart policy names to time at the '
-                  'quickstart\'s sizes, randomly initialised (default: all '
-                  f'of {", ".join(quickstart_config.POLICIES)} when no '
-                  '--run_paths).')
-flags.DEFINE_string('quickstart_preset', 'variants', 'configs/quickstart.py '
-                    'preset giving the sizes (e.g. "variants,test").')
+                  'quickstart\'s sizes, randomly initialised (default: '
+                  'every policy of --quickstart_preset but the training-'
+                  'time ones, when no --run_paths).')
+flags.DEFINE_string('quickstart_preset', 'variants,discrete_rtc',
+                    'configs/quickstart.py preset giving the policies and '
+                    'their sizes (e.g. "variants,test").')
 flags.DEFINE_list('run_paths', [], 'Training run directories, [NAME=]PATH.')
 flags.DEFINE_list('methods', list(rollout.METHODS), 'Methods to time '
                   '(training_time only for runs with simulated_delay).')
@@ -105,7 +106,7 @@ def check_flags():
   batches = _ints('batch_sizes', FLAGS.batch_sizes, 1)
   presets = FLAGS.presets
   if presets is None:
-    presets = [] if FLAGS.run_paths else list(quickstart_config.POLICIES)
+    presets = [] if FLAGS.run_paths else default_presets()
   for p in presets:
     if p not in quickstart_config.POLICIES:
       raise ValueError(f'--presets: unknown policy {p!r}; use any of '
@@ -121,6 +122,14 @@ def check_flags():
 REFERENCE = cost.REFERENCE_METHOD
 
 
+def default_presets() -> list:
+  """The policies of `--quickstart_preset`'s config, less the training-time
+  ones (every policy's training_time is timed on its twin)."""
+  config = quickstart_config.get_config(FLAGS.quickstart_preset)
+  return [n for n in quickstart_config.POLICIES
+          if n in config and n not in quickstart_config.TRAINING_TIME]
+
+
 def preset_policies(presets):
   """[(name, kind, model dict, obs_dim, action_dim)] of quickstart presets."""
   config = quickstart_config.get_config(FLAGS.quickstart_preset)
@@ -128,8 +137,8 @@ def preset_policies(presets):
   for name in presets:
     if name not in config:
       raise ValueError(f'--presets: {name!r} is not in configs/quickstart.py:'
-                       f'{FLAGS.quickstart_preset}; add "variants" to '
-                       '--quickstart_preset.')
+                       f'{FLAGS.quickstart_preset}; add the preset that '
+                       'defines it (e.g. "variants") to --quickstart_preset.')
     kind = quickstart_config.POLICIES[name][0]
     out.append((name, kind, config[name].model.to_dict(), FLAGS.obs_dim,
                 FLAGS.action_dim))

@@ -44,6 +44,18 @@ class FlagsTest(parameterized.TestCase):
       with self.assertRaisesRegex(ValueError, pattern):
         latency.check_flags()
 
+  def test_default_presets_are_the_preset_configs_policies(self):
+    # Every default policy must exist in the default --quickstart_preset's
+    # config (the default command once stopped on dd_discrete_rtc); the
+    # training-time policies are timed on their twins.
+    with flagsaver.flagsaver(presets=None, run_paths=[]):
+      presets, _ = latency.check_flags()
+      self.assertEqual(presets, ['flow', 'dd', 'dd_uniform',
+                                 'dd_token_levels', 'dd_discrete_rtc'])
+    with flagsaver.flagsaver(presets=None, run_paths=[],
+                             quickstart_preset='test'):
+      self.assertEqual(latency.check_flags()[0], ['flow', 'dd'])
+
   def test_policies_and_their_range_checks(self):
     with flagsaver.flagsaver(quickstart_preset='variants,test', obs_dim=8):
       policies = latency.preset_policies(['flow', 'dd'])

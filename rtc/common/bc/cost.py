@@ -81,8 +81,12 @@ def plan(delays: Sequence[int], ratios: dict, chunk_size: int) -> dict:
 
 
 def sampling_key(model_config) -> str:
-  """The cost_options() values of a policy's config, e.g.
-  'early_start=False' ('' if it has none of them)."""
+  """The cost_options() values of a policy's config (a config object, or a
+  dict such as an evaluation's recorded `model`), e.g. 'early_start=False'
+  ('' if it has none of them)."""
+  if isinstance(model_config, dict):
+    return ';'.join(f'{name}={model_config[name]}'
+                    for name in cost_options() if name in model_config)
   return ';'.join(f'{name}={getattr(model_config, name)}'
                   for name in cost_options()
                   if hasattr(model_config, name))

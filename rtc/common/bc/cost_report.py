@@ -17,6 +17,13 @@ The input is result rows of cost-adjusted sweeps (rtc.common.bc.sweep with
 Each cell is the solve rate averaged over levels. Rows with a `replicate`
 column (several replicates of the whole benchmark) give the mean over
 replicates and a 95% t interval of it (the replicates' spread only).
+
+`derived_rows(rows, ratios, chunk_size)` makes such rows from a standard
+sweep instead (delays 0..H/2 at s = max(1, d)): a policy x method's cell at
+d0 is its row at d = round(d0 x ratio), which is the point a cost-adjusted
+sweep would run. `by_d0(rows)` turns cost-adjusted rows into rows whose
+`delay` is d0, for the paired verdicts of rtc.common.bc.stats at equal
+compute.
 """
 
 import collections
@@ -64,6 +71,50 @@ def read_rows(path: str, policy: str = '',
     if replicate is not None:
       r['replicate'] = replicate
   return rows
+
+
+def derived_rows(rows, ratios: dict, chunk_size: int,
+                 d0s: Optional[list] = None) -> list[dict]:
+  """Cost-adjusted rows from a standard sweep's `rows` (dicts with policy,
+  method, delay, execute_horizon, level, returned_episode_solved and
+  optionally replicate). `ratios`: {(policy, method): latency / flow naive's
+  latency}; `d0s`: flow naive's delays (default: the rows' delays). Each
+  output row is the input row at d = cost.adjusted_delay(d0, ratio, H),
+  s = max(1, d), with d0 and latency_ratio added. ValueError (one line) if
+  a ratio or a needed row is missing."""
+  index = collections.defaultdict(list)
+  for r in rows:
+    d = int(r['delay'])
+    if int(r['execute_horizon']) == max(1, d):
+      index[(r.get('policy', ''), r['method'], d)].append(r)
+  if d0s is None:
+    d0s = sorted({int(r['delay']) for r in rows})
+  out = []
+  for policy, method in sorted({k[:2] for k in index}, key=lambda k: _order(
+      k + (0,))):
+    if (policy, method) not in ratios:
+      raise ValueError(f'No latency ratio for {policy} {method}: measure it '
+                       f'with {cost.BENCH}.')
+    ratio = ratios[(policy, method)]
+    for d0 in d0s:
+      d = cost.adjusted_delay(d0, ratio, chunk_size)
+      found = index.get((policy, method, d))
+      if not found:
+        raise ValueError(
+            f'{policy} {method}: no row at d = {d}, s = {max(1, d)}, needed '
+            f'for d0 = {d0} at latency ratio {ratio:.3g}; sweep delays 0..'
+            f'{chunk_size // 2} with execute_horizons=min.')
+      out += [dict(r, d0=d0, delay=d, latency_ratio=f'{ratio:.4g}')
+              for r in found]
+  return out
+
+
+def by_d0(rows) -> list[dict]:
+  """Cost-adjusted rows with `delay` := d0 (one horizon), so that
+  rtc.common.bc.stats pairs methods and policies at equal compute."""
+  return [dict(r, delay=int(float(r['d0'])), execute_horizon=0,
+               returned_episode_solved=float(r['returned_episode_solved']))
+          for r in rows]
 
 
 def summarise(rows) -> dict:

@@ -10,6 +10,7 @@ from ml_collections import config_dict
 
 from rtc.common.bc import cost
 from rtc.common.bc import cost_report
+from rtc.common.bc import stats
 from rtc.common.bc import sweep
 from rtc.common.env import rollout
 
@@ -192,6 +193,12 @@ class OptionsTest(absltest.TestCase):
     cfg = type('C', (), {'early_start': True})()
     self.assertEqual(cost.sampling_key(cfg), 'early_start=True')
     self.assertEqual(cost.sampling_key(object()), '')
+    # An evaluation's recorded model dict: the same key as its config.
+    self.assertEqual(cost.sampling_key({'early_start': False, 'x': 1}),
+                     'early_start=False')
+    self.assertEqual(cost.sampling_key({'early_stop': True,
+                                        'adaptive_unmasking': False}),
+                     'early_stop=True;adaptive_unmasking=False')
 
 
 class SweepColumnsTest(absltest.TestCase):
@@ -297,6 +304,75 @@ class ReportTest(absltest.TestCase):
       with open(old, 'w') as fh:
         fh.write(','.join(sweep.COLUMNS) + '\n')
       cost_report.read_rows(old)
+
+
+
+def sweep_rows(policy, method, by_delay, replicate=0):
+  """A standard sweep's rows at s = max(1, d) (one level), plus a decoy at
+  another horizon that the derivation must not pick."""
+  out = [{'policy': policy, 'method': method, 'delay': d,
+          'execute_horizon': max(1, d), 'level': 'worlds/a',
+          'replicate': replicate, 'returned_episode_solved': v}
+         for d, v in by_delay.items()]
+  out.append(dict(out[-1], execute_horizon=7, returned_episode_solved=-1.0))
+  return out
+
+
+class DerivedTest(parameterized.TestCase):
+  """Cost-adjusted rows from a standard sweep: d0 -> d = round(d0 x r)."""
+
+  RATES = {0: 1.0, 1: 0.9, 2: 0.8, 3: 0.7, 4: 0.6}
+
+  def test_rows_at_the_mapped_delays(self):
+    rows = (sweep_rows('flow', 'naive', self.RATES) +
+            sweep_rows('flow', 'realtime', self.RATES) +
+            sweep_rows('dd', 'naive', self.RATES))
+    out = cost_report.derived_rows(
+        rows, {('flow', 'naive'): 1.0, ('flow', 'realtime'): 1.7,
+               ('dd', 'naive'): 0.7}, chunk_size=8)
+    got = {(r['policy'], r['method'], r['d0']): (r['delay'],
+                                                 r['returned_episode_solved'])
+           for r in out}
+    # realtime 1.7: d0 1 -> 2 (1.7), 2 -> 3 (3.4), 3 -> 4 (5.1 capped).
+    self.assertEqual([got[('flow', 'realtime', d0)] for d0 in range(5)],
+                     [(0, 1.0), (2, 0.8), (3, 0.7), (4, 0.6), (4, 0.6)])
+    # 0.7: d0 1 -> 1 (0.7), 2 -> 1 (1.4), 3 -> 2 (2.1), 4 -> 3 (2.8).
+    self.assertEqual([got[('dd', 'naive', d0)][0] for d0 in range(5)],
+                     [0, 1, 1, 2, 3])
+    self.assertEqual([got[('flow', 'naive', d0)][0] for d0 in range(5)],
+                     list(range(5)))
+    self.assertLen(out, 15)
+    self.assertEqual({r['latency_ratio'] for r in out}, {'1', '1.7', '0.7'})
+    table = cost_report.markdown_table(out)
+    self.assertIn('| flow realtime | 1.70 | 1.000 (d=0) | 0.800 (d=2) | '
+                  '0.700 (d=3) | 0.600 (d=4) | 0.600 (d=4) |', table)
+
+  def test_paired_at_equal_compute(self):
+    # Two replicates; at d0 = 2 flow realtime (ratio 1.7) runs at d = 3:
+    # 0.7 - flow naive's 0.8 = -0.1 in both replicates.
+    rows = []
+    for rep in (0, 1):
+      rows += sweep_rows('flow', 'naive', self.RATES, rep)
+      rows += sweep_rows('flow', 'realtime', self.RATES, rep)
+    out = cost_report.derived_rows(
+        rows, {('flow', 'naive'): 1.0, ('flow', 'realtime'): 1.7}, 8)
+    found = {(c.label, c.delay): c.difference
+             for c in stats.comparisons(cost_report.by_d0(out))}
+    diff = found[('flow: realtime - naive', 2)]
+    self.assertAlmostEqual(diff.mean, -0.1, places=12)
+    self.assertEqual(diff.replicates, 2)
+
+  @parameterized.named_parameters(
+      ('no_ratio', {('flow', 'naive'): 1.0}, r'^No latency ratio for flow '
+       r'realtime: measure it with `bazel run //rtc/bench:latency`\.$'),
+      ('missing_delay', {('flow', 'naive'): 1.0, ('flow', 'realtime'): 3.0},
+       r'^flow realtime: no row at d = 3, s = 3, needed for d0 = 1 at '
+       r'latency ratio 3; sweep delays 0\.\.4 with execute_horizons=min\.$'))
+  def test_refused_with_one_line(self, ratios, pattern):
+    rows = (sweep_rows('flow', 'naive', self.RATES) +
+            sweep_rows('flow', 'realtime', {0: 1.0, 1: 0.9, 2: 0.8}))
+    with self.assertRaisesRegex(ValueError, pattern):
+      cost_report.derived_rows(rows, ratios, 8, d0s=[0, 1])
 
 
 if __name__ == '__main__':

@@ -11,7 +11,9 @@ the column is replicate 0).
   standard error of episode sampling alone.
 * `comparisons`: paired differences within replicate, with 95% t
   intervals on the R per-replicate differences: each method minus naive in
-  a policy, each policy minus flow for the same method. A difference is
+  a policy, each policy minus flow for the same method, and a policy's
+  methods that its base policy lacks (training-time RTC's `training_time`)
+  minus each of the base's methods. A difference is
   "better" when its interval lies above 0, "worse" below, else "no
   detectable difference" (with one replicate there is no interval).
 
@@ -134,9 +136,14 @@ class Comparison:
   delay: int
   difference: Interval
   of_methods: bool  # True: method - reference method; False: policies.
+  # Set: `method` of `policy` minus method `reference` of this policy.
+  reference_policy: str = ''
 
   @property
   def label(self) -> str:
+    if self.reference_policy:
+      return (f'{self.policy} {self.method} - {self.reference_policy} '
+              f'{self.reference}')
     if self.of_methods:
       return f'{self.policy}: {self.method} - {self.reference}'
     return f'{self.method}: {self.policy} - {self.reference}'
@@ -155,9 +162,13 @@ def paired(cell: dict, reference: dict) -> Optional[Interval]:
 
 
 def comparisons(rows, reference_method: str = 'naive',
-                reference_policy: str = 'flow') -> list[Comparison]:
+                reference_policy: str = 'flow',
+                bases: Optional[dict] = None) -> list[Comparison]:
   """Each method minus `reference_method` within a policy, then each policy
-  minus `reference_policy` for the same method, at every delay both have."""
+  minus `reference_policy` for the same method, at every delay both have;
+  then, for `bases` {policy: its base policy} (e.g. flow trained with a
+  simulated delay -> flow), each method of the policy that its base lacks
+  minus each method of the base."""
   cells = _cells(rows)
   out = []
   names = policies(rows)
@@ -184,6 +195,16 @@ def comparisons(rows, reference_method: str = 'naive',
       if diff:
         out.append(Comparison(p, method, reference_policy, delay, diff,
                               False))
+  for p, base in (bases or {}).items():
+    theirs = _order({m for (q, m, _) in cells if q == base})
+    for (q, method, delay) in sorted(cells, key=str):
+      if q != p or method in theirs:
+        continue
+      for other in theirs:
+        ref = cells.get((base, other, delay))
+        diff = ref and paired(cells[(p, method, delay)], ref)
+        if diff:
+          out.append(Comparison(p, method, other, delay, diff, True, base))
   return out
 
 

@@ -85,6 +85,27 @@ class PlantedTest(absltest.TestCase):
     self.assertAlmostEqual(worse.hi, -0.565 + T1 * 0.035, places=9)
     self.assertEqual(worse.verdict, stats.WORSE)
 
+  def test_training_time_policy_against_its_base(self):
+    # flow_tt's training_time: 0.90 / 0.80 (level means) in replicates 0 / 1;
+    # minus flow naive (0.50, 0.60): 0.40, 0.20; minus flow realtime
+    # (0.78, 0.92): 0.12, -0.12.
+    planted = dict(stats_testing.PLANTED)
+    planted[('flow_tt', 'training_time', 0)] = (0.90, 0.90)
+    planted[('flow_tt', 'training_time', 1)] = (0.80, 0.80)
+    rows = stats_testing.rows(planted)
+    found = {c.label: c for c in stats.comparisons(
+        rows, bases={'flow_tt': 'flow'})}
+    naive = found['flow_tt training_time - flow naive']
+    self.assertAlmostEqual(naive.difference.mean, 0.30, places=12)
+    self.assertAlmostEqual(naive.difference.hi, 0.30 + T1 * 0.10, places=9)
+    self.assertEqual(naive.delay, 2)
+    realtime = found['flow_tt training_time - flow realtime'].difference
+    self.assertAlmostEqual(realtime.mean, 0.0, places=12)
+    self.assertEqual(realtime.verdict, stats.NONE)
+    # Without bases the training-time policy has nothing to pair with.
+    self.assertFalse([c for c in stats.comparisons(rows)
+                      if c.policy == 'flow_tt'])
+
   def test_pairs_within_replicate(self):
     # Shifting replicate 1's every cell by -0.1 changes no paired
     # difference; flow naive's replicate means become 0.5 and 0.5, so its
