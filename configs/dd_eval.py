@@ -32,9 +32,10 @@ def get_config():
   # model.variant 'masked' or 'token_levels' only: realtime's rule for
   # 0 < w < 1 ('tilt' or 'given').
   c.soft_positions = config_dict.placeholder(str)
-  # model.variant = 'discrete_rtc' only (docs/discrete_rtc.md): realtime
-  # stops decoding once positions < d + s are unmasked / runs
-  # N (H - d) / H steps.
+  # model.variant 'masked' or 'discrete_rtc' (docs/discrete_rtc.md):
+  # realtime stops decoding once positions < d + s are unmasked.
   c.early_stop = config_dict.placeholder(bool)
+  # model.variant = 'discrete_rtc' only: N (H - d) / H steps for d committed
+  # positions (masked DD's rule for this is early_start).
   c.adaptive_unmasking = config_dict.placeholder(bool)
   return c

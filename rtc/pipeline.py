@@ -74,11 +74,19 @@ def _normal(value):
   return json.loads(json.dumps(value, sort_keys=True))
 
 
+# Values of a setting that an older record lacks and that still match it: an
+# option added since, at its off value, changes nothing that ran.
+OFF_VALUES = (None, False)
+
+
 def first_difference(old, new, prefix: str = '') -> Optional[str]:
   """The dotted name of the first setting that differs, with both values;
-  None when they are equal."""
+  None when they are equal. A key missing from `old` whose value in `new`
+  is in OFF_VALUES does not differ (an option added since, left off)."""
   if isinstance(old, dict) and isinstance(new, dict):
     for key in sorted(set(old) | set(new), key=str):
+      if key not in old and new[key] in OFF_VALUES:
+        continue
       diff = first_difference(old.get(key), new.get(key),
                               f'{prefix}{key}.')
       if diff:
@@ -125,7 +133,8 @@ class Pipeline:
       return False
     if 'settings' not in done:
       return not stage.redo
-    return done['settings'] == _normal(stage.settings)
+    return first_difference(done['settings'],
+                            _normal(stage.settings)) is None
 
   def check(self) -> None:
     """Raises ValueError (one line) if a finished stage that may not be

@@ -261,6 +261,32 @@ class SettingsTest(absltest.TestCase):
     self.assertEqual(script.events, [])
     self.assertEqual(_tree(c.output_dir), before)
 
+  def test_an_option_added_since_reuses_the_stage_while_off(self):
+    # A marker from before model.early_stop existed: the option at its off
+    # value (False, None) is the same run; switched on, it differs.
+    c = _config()
+    quickstart.run(c, log=lambda _: None, wrap=Script().wrap)
+    marker = os.path.join(c.output_dir, 'stages', 'dd_train.json')
+    with open(marker) as f:
+      done = json.load(f)
+    self.assertEqual(done['settings']['model']['early_stop'], False)
+    del done['settings']['model']['early_stop']
+    with open(marker, 'w') as f:
+      json.dump(done, f)
+    script = Script()
+    quickstart.run(c, log=lambda _: None, wrap=script.wrap)
+    self.assertEqual(script.started(), [])  # Nothing to redo.
+    c.dd.model.early_stop = True
+    with self.assertRaisesRegex(
+        ValueError, r'stage dd_train ran with other settings \(dd\.model\.'
+        r'early_stop: None there, True now\)'):
+      quickstart.run(c, log=lambda _: None, wrap=Script().wrap)
+    self.assertIsNone(pipeline.first_difference({'a': 1}, {'a': 1,
+                                                           'b': None}))
+    self.assertEqual(pipeline.first_difference({'a': 1, 'b': False},
+                                               {'a': 1}),
+                     'b: False there, None now')
+
   def test_changed_report_inputs_redo_the_report(self):
     c = _config()
     quickstart.run(c, log=lambda _: None, wrap=Script().wrap)

@@ -206,18 +206,31 @@ def derived_cost_rows(record: Record, combined) -> list[dict]:
   first = record.replicates[0]
   ratios, chunk = {}, None
   for name in record.policies:
-    model = (recorded(first, name)['evaluation'][1] or {}).get('model', {})
+    settings = recorded(first, name)
+    model = (settings['evaluation'][1] or {}).get('model', {})
     chunk = int(model.get('action_chunk_size', CHUNK_SIZE))
     methods = sorted({r['method'] for r in combined if r['policy'] == name})
     found = cost.ratios(latencies, record.latency_csv,
                         record.bases.get(name, name),
-                        cost.sampling_key(model), methods,
-                        record.latency_batch)
+                        sampling_of(settings['training'][1] or {}, model),
+                        methods, record.latency_batch)
     ratios.update({(name, m): v for m, v in found.items()})
   return cost_report.derived_rows(combined, ratios, chunk)
 
 
 CHUNK_SIZE = 8  # H of evaluations that did not record it.
+
+
+def sampling_of(training: dict, model: dict) -> str:
+  """The latency CSV's sampling key of an evaluated model: from the policy
+  its family builds (options added since the run at their defaults), or
+  from the recorded options where the run names no family."""
+  kind = training.get('kind')
+  if kind not in registry.kinds():
+    return cost.sampling_key(model)
+  policy = registry.make_policy(kind)(model, int(training.get('obs_dim', 1)),
+                                      int(training.get('action_dim', 1)))
+  return cost.sampling_key(policy.config)
 
 
 def cost_source(record: Record, derived: bool) -> str:

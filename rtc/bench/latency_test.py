@@ -60,16 +60,20 @@ class FlagsTest(parameterized.TestCase):
     with flagsaver.flagsaver(quickstart_preset='variants,test', obs_dim=8):
       policies = latency.preset_policies(['flow', 'dd'])
       subjects = latency.subjects_for(policies)
-      # Masked DD as configured (early start off), then with it on; each
-      # with a simulated-delay twin for training_time alone.
+      # Masked DD as configured (early start and early stop off), then
+      # with each on; each with a simulated-delay twin for training_time.
       self.assertEqual(
           [(s.name, s.sampling, s.only, s.policy.config.simulated_delay)
            for s in subjects],
           [('flow', '', (), None), ('flow', '', ('training_time',), 4),
-           ('dd', 'early_start=False', (), None),
-           ('dd', 'early_start=False', ('training_time',), 4),
-           ('dd', 'early_start=True', (), None),
-           ('dd', 'early_start=True', ('training_time',), 4)])
+           ('dd', 'early_start=False;early_stop=False', (), None),
+           ('dd', 'early_start=False;early_stop=False', ('training_time',),
+            4),
+           ('dd', 'early_start=True;early_stop=False', (), None),
+           ('dd', 'early_start=True;early_stop=False', ('training_time',), 4),
+           ('dd', 'early_start=False;early_stop=True', (), None),
+           ('dd', 'early_start=False;early_stop=True', ('training_time',),
+            4)])
       self.assertEqual(latency.check_subjects(subjects), ('flow', 2, 2))
       with flagsaver.flagsaver(delay=5):
         with self.assertRaisesRegex(ValueError, r'--delay must be in \[0, '

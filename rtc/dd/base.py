@@ -204,13 +204,19 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
     # prefix_weights gives exactly 1 at executed positions.
     committed = jnp.broadcast_to((w >= 1.0)[None],
                                  (obs.shape[0], self.chunk_size))
+    # The positions the rollout uses: d committed + s executed.
+    stop = jnp.arange(self.chunk_size) < (
+        inference_delay + self.chunk_size - prefix_attention_horizon)
     value = self._guided(params, rng, obs, num_steps, noise, y,
-                         (y, w, max_guidance_weight), committed)
+                         (y, w, max_guidance_weight), committed, stop)
     return jnp.where(committed[..., None], self.from_bins(y), value)
 
-  def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed):
+  def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed,
+              stop=None):
     """Actions [B,H,A] sampled with `tilt` = (y, w [H], g), holding the
-    `committed` [B,H] positions to y (the leaf's rule)."""
+    `committed` [B,H] positions to y (the leaf's rule); `stop` [H]: the
+    positions < d + s that the rollout uses (a leaf with early stop may
+    leave the others to an earlier step)."""
     raise NotImplementedError
 
   # -- training ---------------------------------------------------------------

@@ -185,13 +185,19 @@ class BadInputTest(parameterized.TestCase):
     with self.assertRaisesRegex(ValueError, '^--config.' + message):
       validate.check_model(_model(**overrides), dd_model.make_policy)
 
-  @parameterized.parameters('', 'token_levels', 'masked')
-  def test_early_stop_on_another_variant(self, preset):
+  @parameterized.parameters('', 'token_levels')
+  def test_early_stop_on_a_variant_without_masks(self, preset):
     model = dd_config.get_config(preset).model.to_dict()
     model['early_stop'] = True  # What --config.early_stop=True sets.
     with self.assertRaisesRegex(
         ValueError, r"^model\.early_stop is not an option of model\.variant = "
-        r"'\w+' \(it is of \('discrete_rtc',\)\)"):
+        r"'\w+' \(it is of \('masked', 'discrete_rtc'\)\)"):
+      dd_model.make_policy(model, O, A)
+    model = dd_config.get_config('masked').model.to_dict()
+    model['adaptive_unmasking'] = True  # Masked DD's rule is early start.
+    with self.assertRaisesRegex(
+        ValueError, r"^model\.adaptive_unmasking is not an option of "
+        r"model\.variant = 'masked' \(it is of \('discrete_rtc',\)\)"):
       dd_model.make_policy(model, O, A)
 
   def test_checkpoints_of_another_variant_name_both(self):

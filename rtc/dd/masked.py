@@ -42,6 +42,15 @@ process, the loss and the reverse process differ.
   N = 5, 3 network calls (0.6x naive).
   Inference delays may be traced, so the steps are a loop whose trip count
   is traced (`lax.fori_loop`; a `lax.cond` per step cost more at batch 1).
+* Early stop (`model.early_stop`, default off): realtime ends the loop
+  once every token at positions < d + s is unmasked (`unmask_chunk`); the
+  rollout uses no other position. With the random order a token is
+  unmasked at a uniformly drawn step, so the d + s positions' s A tokens
+  are all unmasked before the last step only with probability about
+  (1 - 1/N)^(s A) (0.005 at N = 5, s = 2, A = 6): early stop saves little
+  here, while DiscreteRTC's MaskGIT schedule (rtc.dd.discrete_rtc) fills
+  whole positions early. Adaptive unmasking's rule (fewer steps for fewer
+  unknown tokens) is this variant's early start.
 * `training_time_action`: the first d positions are the previous chunk's
   bins at level 0, unmasked throughout (with early start as above).
 * BID: rtc.common.core.bid over `action`, as for the uniform model.
@@ -69,6 +78,9 @@ class MaskedConfig(base.ModelConfig):
   early_start: bool = True
   # realtime's rule for 0 < w < 1: 'tilt' or 'given'.
   soft_positions: str = 'tilt'
+  # Realtime ends decoding once every token at positions < d + s is
+  # unmasked (DiscreteRTC's early stop; `unmask_chunk`).
+  early_stop: bool = False
 
   def __post_init__(self):
     super().__post_init__()
@@ -87,12 +99,18 @@ def mask_tokens(rng, x0: jax.Array, t, num_bins: int):
 
 
 def unmask_chunk(logits_fn, rng, x: jax.Array, num_steps: int, num_bins: int,
-                 decode: str, order: str = 'random', start=1.0, calls=None):
+                 decode: str, order: str = 'random', start=1.0, calls=None,
+                 stop=None):
   """The reverse process from `x` [B,H,A] (mask token `num_bins`) to clean.
 
   logits_fn(x, t) -> logits [B,H,A,K]. Runs `calls` (default num_steps,
   may be traced, <= num_steps) equal steps from level `start` to 0 (with
   `calls` given, as a loop with that trip count).
+  `stop` [H] bool (early stop): the loop ends after the first step at which
+  every token at those positions is unmasked, in every chunk of the batch
+  (after one step at least). Unmasked tokens never change and step k's key is fold_in(rng, k), so
+  those positions are exactly what the full loop gives; tokens still masked
+  then take their last draw.
   Returns (bins [B,H,A], decoded actions [B,H,A]; tokens unmasked on entry
   keep their bins and decode to 0, the caller fills them).
   """
@@ -101,7 +119,7 @@ def unmask_chunk(logits_fn, rng, x: jax.Array, num_steps: int, num_bins: int,
   start = jnp.asarray(start, jnp.float32)
 
   def step(carry, k):
-    x, value = carry
+    x, value = carry[:2]
     j = (k - (num_steps - calls)).astype(jnp.float32)
     t = start * (1.0 - j / calls)
     s = jnp.maximum(start * (1.0 - (j + 1.0) / calls), 0.0)
@@ -121,17 +139,31 @@ def unmask_chunk(logits_fn, rng, x: jax.Array, num_steps: int, num_bins: int,
       count = jnp.sum(masked.reshape(x.shape[0], -1), axis=-1)
       n = jnp.where(s <= 0, count, jnp.round(count * frac))
       unmask = masked & (rank < n[:, None]).reshape(x.shape)
-    value = jnp.where(unmask, ordinal.decode(drawn, logits, decode), value)
-    return jnp.where(unmask, drawn, x), value
+    decoded = ordinal.decode(drawn, logits, decode)
+    value = jnp.where(unmask, decoded, value)
+    return jnp.where(unmask, drawn, x), value, drawn, decoded
 
   value = jnp.zeros(x.shape, jnp.float32)
+  if stop is not None:  # Early stop: a loop with a traced exit.
+    first = jnp.asarray(0 if full else num_steps - calls, jnp.int32)
+
+    def go_on(c):  # At least one step, so every token has a draw.
+      k, x = c[:2]
+      return (k < num_steps) & ((k == first) | jnp.any(
+          (x == num_bins) & stop[None, :, None]))
+
+    _, x, value, drawn, decoded = jax.lax.while_loop(
+        go_on, lambda c: (c[0] + 1,) + step(c[1:], c[0]),
+        (first, x, value, x, value))
+    left = x == num_bins  # Positions >= d + s the loop did not reach.
+    return jnp.where(left, drawn, x), jnp.where(left, decoded, value)
   if full:
-    (x, value), _ = jax.lax.scan(lambda c, k: (step(c, k), None),
+    (x, value), _ = jax.lax.scan(lambda c, k: (step(c, k)[:2], None),
                                  (x, value), jnp.arange(num_steps))
   else:  # A loop over the last `calls` steps (a traced trip count).
     first = (num_steps - calls).astype(jnp.int32)
     x, value = jax.lax.fori_loop(first, num_steps,
-                                 lambda k, c: step(c, k), (x, value))
+                                 lambda k, c: step(c, k)[:2], (x, value))
   return x, value
 
 
@@ -154,9 +186,10 @@ class MaskedDiffusionPolicy(base.DiscreteDiffusionPolicy):
     return jnp.full(shape, self.mask_token, jnp.int32)
 
   def _unmask(self, params, rng, x, obs, num_steps, tilt=None, clean=None,
-              committed=None):
+              committed=None, stop=None):
     """x [B,H,A] -> actions; `committed` [B,H] positions given (early start
-    counts them), `clean` [B,H] also get level 0 (training-time RTC)."""
+    counts them), `clean` [B,H] also get level 0 (training-time RTC),
+    `stop` [H] the positions early stop waits for."""
     def logits_fn(x, t):
       noise_level = t if clean is None else jnp.where(clean, 0.0, t)
       if tilt is None:
@@ -168,7 +201,7 @@ class MaskedDiffusionPolicy(base.DiscreteDiffusionPolicy):
       start, calls = base.early_start(committed, num_steps)
     return unmask_chunk(logits_fn, rng, x, num_steps, self.num_bins,
                         self.config.decode, self.config.unmask_order, start,
-                        calls)
+                        calls, stop if self.config.early_stop else None)
 
   def action(self, params, rng, obs, num_steps: int, noise=None):
     """A chunk [B, H, A] (decoded bins) from the all-masked chunk."""
@@ -178,7 +211,8 @@ class MaskedDiffusionPolicy(base.DiscreteDiffusionPolicy):
     given = x != self.mask_token  # Tokens unmasked in `noise`.
     return jnp.where(given, self.from_bins(bins), value)
 
-  def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed):
+  def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed,
+              stop=None):
     """Committed positions unmasked from the start; 0 < w < 1 tilted when
     unmasked ('tilt') or given from the start with probability w
     ('given')."""
@@ -192,7 +226,7 @@ class MaskedDiffusionPolicy(base.DiscreteDiffusionPolicy):
       given = committed
     x = jnp.where(given[..., None], y, self._start(init_rng, obs, noise))
     _, value = self._unmask(params, rng, x, obs, num_steps, tilt=tilt,
-                            committed=given)
+                            committed=given, stop=stop)
     return jnp.where(given[..., None], self.from_bins(y), value)
 
   def training_time_action(self, params, rng, obs, num_steps: int,

@@ -206,6 +206,56 @@ class SamplingTest(parameterized.TestCase):
     jax.effects_barrier()
     self.assertEqual(len(late_calls), 5)
 
+  @parameterized.parameters(('random', 2, 2), ('confidence', 1, 1),
+                            ('confidence', 3, 3), ('confidence', 2, 4))
+  def test_early_stop_equals_full_decoding_where_it_is_used(self, order, d,
+                                                            s):
+    # Same keys: positions < d + s exactly equal full decoding's (tolerance
+    # 0) over 8 seeds, so their distribution is the same; the others are
+    # bin centres (filled), never left at 0 or the mask token.
+    early = _policy(decode='sample', unmask_order=order, early_start=False,
+                    early_stop=True)
+    full = _policy(decode='sample', unmask_order=order, early_start=False)
+    params = _perturbed_params(full)
+    obs, prev = testing.random_batch(2, O, H, A)
+    calls, _ = _counting(early)
+    run = {p: jax.jit(lambda key, d, s, p=p: p.realtime_action(
+        params, key, obs, 5, prev, d, H - s)) for p in (early, full)}
+    centres = np.asarray(bins.bin_centres(K))
+    used = []
+    for seed in range(8):
+      key = jax.random.key(seed)
+      a = np.asarray(run[early](key, d, s))
+      jax.effects_barrier()
+      used.append(len(calls))
+      del calls[:]
+      b = np.asarray(run[full](key, d, s))
+      np.testing.assert_array_equal(a[:, :d + s], b[:, :d + s])
+      dist = np.abs(a[..., None] - centres).min(-1)
+      np.testing.assert_allclose(dist, 0.0, atol=1e-6)
+    # When it stops: test_early_stop_runs_one_step_when_nothing_is_left.
+    self.assertTrue(all(1 <= n <= 5 for n in used), used)
+
+  def test_early_stop_runs_one_step_when_nothing_is_left(self):
+    # Every stop position given on entry: one step still draws every other
+    # token, so nothing comes back masked.
+    x = jnp.full((2, H, A), K, jnp.int32).at[:, :3].set(4)
+    logits = lambda x, t: jnp.zeros(x.shape + (K,))
+    calls = []
+    def counted(x, t):
+      jax.debug.callback(lambda: calls.append(1))
+      return logits(x, t)
+    stop = jnp.arange(H) < 3
+    out, value = masked.unmask_chunk(counted, jax.random.key(0), x, 5, K,
+                                     'sample', stop=stop)
+    jax.effects_barrier()
+    self.assertLen(calls, 1)
+    self.assertFalse(np.any(np.asarray(out) == K))
+    np.testing.assert_array_equal(np.asarray(out[:, :3]), 4)
+    np.testing.assert_allclose(
+        np.asarray(value[:, 3:]),
+        np.asarray(bins.from_bins(out[:, 3:], K)), atol=1e-6)
+
   def test_bid_and_noise(self):
     policy = _policy()
     params = _perturbed_params(policy)

@@ -73,9 +73,11 @@ def draw_noise_levels(rng, batch: int, chunk_size: int, share: float):
 class TokenLevelsPolicy(uniform.UniformPolicy):
   """Uniform DD trained with per-token levels; committed tokens are clean."""
 
-  def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed):
+  def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed,
+              stop=None):
     """Committed positions clean at level 0 every step; 0 < w < 1 tilted
     or started from y at level 1 - w (`soft_positions`)."""
+    del stop  # Early stop is masked DD's (rtc.dd.masked).
     calls = None
     if self.config.early_start:
       _, calls = base.early_start(committed, num_steps)

@@ -159,9 +159,11 @@ class UniformPolicy(base.DiscreteDiffusionPolicy):
     """A chunk [B, H, A] (bin centres) from the reverse process."""
     return self._sample(params, rng, obs, num_steps, noise)
 
-  def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed):
+  def _guided(self, params, rng, obs, num_steps, noise, y, tilt, committed,
+              stop=None):
     """Committed positions [B,H] follow y corrupted to the current level
     ("pinned")."""
+    del stop  # Early stop is masked DD's (rtc.dd.masked).
     return self._sample(params, rng, obs, num_steps, noise, tilt=tilt,
                         constraint=Constraint(y=y, pinned=committed[0]))
 
