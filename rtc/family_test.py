@@ -1,8 +1,11 @@
 """A third policy family goes through training, the sweep and the quickstart.
 
-The toy family (rtc/common/testlib/toy_family.py, standing for a new directory)
-regresses the chunk on the observation with a one-layer MLP. One line
-registers it under the kind 'toy'; it is then trained for one epoch,
+The toy family regresses the chunk on the observation with a one-layer MLP.
+Its module (the text of rtc/common/testlib/toy_family.py) is written into a
+new directory outside the tree, `<tmp>/toy_new_family/family.py`, and
+imported from there; no file of the repository names that directory (the
+test checks). One line registers it under the kind 'toy'; it is then
+trained for one epoch,
 evaluated at one sweep point, and trained and evaluated as a branch of the
 quickstart's own plan, through the same code as flow and DD
 (rtc.common.bc.train, rtc.common.bc.evaluate, rtc.quickstart), which find it in
@@ -11,8 +14,11 @@ rtc.common.core.registry. No other file knows of it.
 
 import csv
 import dataclasses
+import importlib
 import json
 import os
+import shutil
+import sys
 import tempfile
 
 from absl.testing import absltest
@@ -20,25 +26,59 @@ from absl.testing import absltest
 from configs import common as common_config
 from configs import quickstart as quickstart_config
 from rtc.common.base import cache
+from rtc.common.base import paths
 from rtc.common.bc import checkpoints
 from rtc.common.bc import evaluate
 from rtc.common.bc import summary
 from rtc.common.bc import train
 from rtc.common.core import registry
 from rtc.common.testlib import testing
-from rtc.common.testlib import toy_family
+from rtc.common.testlib import toy_family as toy_module
 from rtc import quickstart
+
+toy_family = None  # The module imported from its new directory.
+
+
+NEW = 'toy_new_family'
+
+
+def new_family_directory(root: str):
+  """Writes the toy family as `<root>/toy_new_family/family.py` (a new
+  package) and imports it from there."""
+  package = os.path.join(root, NEW)
+  os.makedirs(package)
+  with open(os.path.join(package, '__init__.py'), 'w'):
+    pass
+  shutil.copy(toy_module.__file__, os.path.join(package, 'family.py'))
+  sys.path.insert(0, root)
+  return importlib.import_module(f'{NEW}.family')
 
 
 class ThirdFamilyTest(absltest.TestCase):
+
+  def test_the_family_comes_from_its_new_directory_alone(self):
+    self.assertEqual(toy_family.__name__, f'{NEW}.family')
+    self.assertEqual(os.path.dirname(toy_family.__file__),
+                     os.path.join(self.root, NEW))
+    self.assertIs(registry.get('toy'), toy_family)
+    # No file of the tree (rtc/, configs/) knows the new directory.
+    tree = paths.repo_root()
+    for folder in ('rtc', 'configs'):
+      for d, _, files in os.walk(os.path.join(tree, folder)):
+        for name in files:
+          if name.endswith('.py') and name != 'family_test.py':
+            with open(os.path.join(d, name)) as f:
+              self.assertNotIn(NEW, f.read(), os.path.join(d, name))
 
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
     cache.enable_compilation_cache()
+    cls.root = tempfile.mkdtemp()
+    global toy_family
+    toy_family = new_family_directory(cls.root)
     # The one line a new family needs (besides its own directory).
     registry.register('toy', toy_family)
-    cls.root = tempfile.mkdtemp()
 
   @classmethod
   def tearDownClass(cls):

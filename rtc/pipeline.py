@@ -17,7 +17,11 @@ A stage interrupted part way is resumed by its own work (it has no marker).
 
 Before each stage a progress line gives the elapsed time and an estimate of
 the time left: the plan's wall time over the stages not yet finished, from
-each stage's `seconds` (side-by-side branches count as their longest).
+each stage's `seconds` (side-by-side branches count as their longest),
+scaled by how long the stages finished in this run took against their
+`seconds` (`calibration`): the estimates are for one level on a quiet
+2-core CPU, and a run on other levels, sizes or machines learns its own
+pace from its first stages.
 """
 
 import dataclasses
@@ -110,6 +114,7 @@ class Pipeline:
       raise ValueError(f'{name}: a stage id repeats in {ids}.')
     self._lock = threading.Lock()
     self._done = set()
+    self._took = {}  # Stage id -> seconds, of the stages run this time.
     self.start = time.time()
 
   # -- markers -----------------------------------------------------------------
@@ -160,10 +165,20 @@ class Pipeline:
 
   # -- running -----------------------------------------------------------------
 
+  def calibration(self) -> float:
+    """Seconds the stages run so far took over their estimates (1 before
+    any has finished)."""
+    with self._lock:
+      expected = sum(s.seconds for s in self.stages if s.id in self._took)
+      if not self._took or expected <= 0:
+        return 1.0
+      return sum(self._took.values()) / expected
+
   def seconds_left(self) -> float:
+    scale = self.calibration()
     with self._lock:
       return wall_seconds(
-          self.plan, lambda s: 0 if s.id in self._done else s.seconds,
+          self.plan, lambda s: 0 if s.id in self._done else scale * s.seconds,
           self.parallel)
 
   def _prefix(self, stage: Stage) -> str:
@@ -187,6 +202,8 @@ class Pipeline:
       t0 = time.time()
       outputs = stage.work()
       self._mark(stage, time.time() - t0, outputs)
+      with self._lock:
+        self._took[stage.id] = time.time() - t0
       self.log(f'[{self.name}] {stage.id} done in '
                f'{progress.format_duration(time.time() - t0)}')
     with self._lock:
@@ -231,7 +248,7 @@ class Pipeline:
     self.check()
     os.makedirs(self.out, exist_ok=True)
     self.start = time.time()
-    self._done = set()
+    self._done, self._took = set(), {}
     for step in self.plan:
       if isinstance(step, Stage):
         self._stage(step)

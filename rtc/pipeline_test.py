@@ -144,6 +144,47 @@ class ReplicateTest(absltest.TestCase):
     self.assertAlmostEqual(pipe.seconds_left(),
                            2 * one + quickstart.EXPECTED_SECONDS['report'])
 
+  def test_time_left_learns_the_runs_pace(self):
+    # Stages that take 3x their estimate: after the first, the rest count
+    # 3x too. Estimates: a 10, then branches (b 20, c 40 | d 30), then e 5.
+    took = {'a': 30, 'b': 60, 'c': 120, 'd': 90, 'e': 15}
+    seen = []
+    def stage(name, secs):
+      return pipeline.Stage(name, lambda: {}, secs, {'s': name})
+    plan = [stage('a', 10), ((stage('b', 20), stage('c', 40)),
+                             (stage('d', 30),)), stage('e', 5)]
+    pipe = pipeline.Pipeline('t', tempfile.mkdtemp(), plan,
+                             log=lambda _: None)
+    self.assertEqual(pipe.seconds_left(), 10 + 60 + 5)
+    self.assertEqual(pipe.calibration(), 1.0)
+    clock = [0.0]
+    real_time = pipeline.time.time
+    def fake_time():
+      return clock[0]
+    def work_of(name):
+      def work():
+        seen.append((name, pipe.seconds_left()))
+        clock[0] += took[name]
+        return {}
+      return work
+    pipe = pipeline.Pipeline(
+        't', tempfile.mkdtemp(),
+        [dataclasses.replace(plan[0], work=work_of('a')),
+         tuple(tuple(dataclasses.replace(x, work=work_of(x.id)) for x in b)
+               for b in plan[1]),
+         dataclasses.replace(plan[2], work=work_of('e'))],
+        parallel=False, log=lambda _: None)
+    pipeline.time.time = fake_time
+    try:
+      pipe.run()
+    finally:
+      pipeline.time.time = real_time
+    left = dict(seen)  # One after the other: the branches add up.
+    self.assertEqual(left['a'], 10 + 90 + 5)  # Nothing finished yet.
+    self.assertEqual(left['b'], 3 * (90 + 5))  # a took 3x its estimate.
+    self.assertEqual(left['e'], 3 * 5)
+    self.assertAlmostEqual(pipe.calibration(), 3.0)
+
   def test_a_replicate_resumes_and_a_rerun_adds_only_new_ones(self):
     c = _config(replicates=2, parallel=False)
     broken = Script(fail='replicate_1/flow_eval')
