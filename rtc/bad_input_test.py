@@ -155,6 +155,21 @@ class NumericOptionsTest(parameterized.TestCase):
         ValueError, r'^--config\.flow\.model\.num_layers must be >= 1'):
       self.harness.run('quickstart', '--config.flow.model.num_layers=0')
 
+  def test_report_latency_csv_is_checked_before_any_stage(self):
+    out = os.path.join(self.create_tempdir().full_path, 'qs')
+    bad = os.path.join(self.create_tempdir().full_path, 'latency.csv')
+    with open(bad, 'w') as f:
+      f.write('device,batch\n')
+    with self.assertRaisesRegex(FileNotFoundError, r'^Latency CSV \S+/none'
+                                r'\.csv not found: pass a file written by'):
+      self.harness.run('quickstart', f'--output_dir={out}',
+                       '--config.report_latency_csv=/nonexistent/none.csv')
+    with self.assertRaisesRegex(ValueError, r'latency\.csv lacks columns '
+                                r"\['policy', .*not a latency CSV"):
+      self.harness.run('quickstart', f'--output_dir={out}',
+                       f'--config.report_latency_csv={bad}')
+    self.assertFalse(os.path.exists(out))
+
   def test_valid_command_line_reaches_the_work(self):
     config = self.harness.run('dd_train', '--config.batch_size=7',
                               '--config.learning_rate=0.5')
