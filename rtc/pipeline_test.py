@@ -335,6 +335,10 @@ class SettingsTest(absltest.TestCase):
     script = Script()
     quickstart.run(c, log=lambda _: None, wrap=script.wrap)
     self.assertEqual(script.started(), ['report'])
+    c.report_latency_csv = '/a/latency.csv'  # The report's own input.
+    script = Script()
+    quickstart.run(c, log=lambda _: None, wrap=script.wrap)
+    self.assertEqual(script.started(), ['report'])
 
   def test_another_suites_replicate_is_refused(self):
     mine, other = _config(replicates=1), _config(replicates=2)

@@ -17,6 +17,8 @@ writes `<output>_intervals.png` and `<output>_gain_over_naive.png`.
 
 from absl import flags
 
+from configs import quickstart as quickstart_config
+
 from rtc import report
 from rtc.common.base import options
 from rtc.common.base import paths
@@ -35,9 +37,30 @@ _HORIZON = flags.DEFINE_integer(
     'execute_horizon', None, 'Use this execution horizon (default: the best '
     'one per method and delay).')
 _PER_LEVEL = flags.DEFINE_bool('per_level', False, 'One panel per level.')
+_LEVELS = flags.DEFINE_list(
+    'levels', [], 'Only these levels (ids as in --config.expert.levels, '
+    'e.g. m/h0_unicycle; default: every level of the files).')
+_REFERENCE = flags.DEFINE_string(
+    'reference_policy', 'flow', 'With --intervals: the policy every other '
+    'is compared with (each policy minus it, for the same method).')
 _INTERVALS = flags.DEFINE_bool(
     'intervals', False, 'Also the replicate statistics: interval and '
     'verdict tables, <output>_intervals.png and <output>_gain_over_naive.png.')
+
+
+def only_levels(rows, levels, path):
+  """The rows of `levels` (ids such as m/h0_unicycle; all if empty)."""
+  if not levels:
+    return rows
+  def level_id(column):
+    name = column[len('worlds/'):] if column.startswith('worlds/') else column
+    return name[:-len('.json')] if name.endswith('.json') else name
+  have = sorted({level_id(r['level']) for r in rows})
+  missing = [l for l in levels if l not in have]
+  if missing:
+    raise ValueError(f'--levels: {path} has no rows of {missing[0]!r} (it '
+                     f'has {", ".join(have)}).')
+  return [r for r in rows if level_id(r['level']) in levels]
 
 
 def main(argv):
@@ -55,7 +78,8 @@ def main(argv):
                      'files.')
   panels, everything = [], []
   for label, f in zip(labels, files):
-    rows = results.read_results(paths.resolve(f))
+    rows = only_levels(results.read_results(paths.resolve(f)),
+                       _LEVELS.value, f)
     everything += rows
     panels += results.split_by_policy(label, rows)
   out = results.plot(panels, paths.resolve(_OUTPUT.value), _HORIZON.value,
@@ -67,7 +91,14 @@ def main(argv):
   if _INTERVALS.value:
     for policy, by_method in stats.estimates(everything).items():
       print(f'{policy or "method"}:\n{report.interval_table(by_method)}')
-    print('\n'.join(report.verdict_table(everything)))
+    policies = {r.get('policy', '') for r in everything}
+    if _REFERENCE.value not in policies:
+      raise ValueError(f'--reference_policy={_REFERENCE.value!r} is not a '
+                       f'policy of --results (they are '
+                       f'{", ".join(sorted(policies))}).')
+    print('\n'.join(report.verdict_table(everything, {
+        p: base for p, base in quickstart_config.TRAINING_TIME.items()
+        if p in policies and base in policies}, reference=_REFERENCE.value)))
     stem = paths.resolve(_OUTPUT.value)
     stem = stem[:-len('.png')] if stem.endswith('.png') else stem
     for png in interval_plot.plot_all(

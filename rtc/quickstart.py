@@ -228,6 +228,16 @@ def replicate_plan(config, out: str, r: int, run_name: str,
   return steps + [tuple(branches)]
 
 
+def report_settings(config, names) -> dict:
+  """What the report depends on beyond the stages' outputs (a change
+  redoes it); the latency CSV only when set."""
+  out = {'policies': list(names), 'replicates': int(config.replicates)}
+  if config.get('report_latency_csv'):
+    out['latency_csv'] = paths.resolve(config.report_latency_csv)
+    out['latency_batch'] = int(config.eval.latency_batch)
+  return out
+
+
 def make_pipeline(config, name: str = 'quickstart',
                   log: Callable[[str], None] = progress.write_line,
                   wrap=None) -> pipeline.Pipeline:
@@ -242,8 +252,7 @@ def make_pipeline(config, name: str = 'quickstart',
   holder = {}
   plan.append(pipeline.Stage(
       'report', lambda: report.write(record(holder['pipe'], config, name)),
-      EXPECTED_SECONDS['report'],
-      {'policies': list(names), 'replicates': int(config.replicates)},
+      EXPECTED_SECONDS['report'], report_settings(config, names),
       redo=True))
   if wrap is not None:
     plan = [wrap(s) if isinstance(s, pipeline.Stage) else

@@ -29,6 +29,7 @@ import os
 import platform
 from typing import Optional
 
+from rtc.common.base import paths
 from rtc.common.base import progress
 from rtc.common.bc import checkpoints
 from rtc.common.bc import cost
@@ -175,7 +176,7 @@ def write(record: Record) -> dict:
         [cost_source(record, derived), '', cost_table.rstrip(), '',
          '![cost-adjusted solve rate](cost_adjusted.png)', '',
          'Paired at equal compute (the same d0), within replicate:', ''] +
-        verdict_table(cost_report.by_d0(cost_rows), record.bases))
+        verdict_table(cost_report.by_d0(cost_rows), record.bases, 'd0'))
   path = os.path.join(out, 'report.md')
   checkpoints.atomic_write_bytes(
       path, text(record, combined, panels, levels, figures,
@@ -240,7 +241,7 @@ def cost_source(record: Record, derived: bool) -> str:
   return (f'Derived from the standard sweep: a policy x method\'s cell at '
           f'd0 is its row at d = round(d0 x ratio), s = max(1, d), the '
           f'point a cost-adjusted sweep runs; ratios from '
-          f'`{os.path.relpath(record.latency_csv, record.out)}` at batch '
+          f'`{paths.shown(record.latency_csv)}` at batch '
           f'{record.latency_batch} (latency / flow naive\'s latency).')
 
 
@@ -307,10 +308,11 @@ def tables(panels, levels, num_evals, names) -> list[str]:
   return lines
 
 
-def verdict_table(rows, bases=None) -> list[str]:
-  lines = ['| comparison | d | difference [95% interval] | verdict |',
+def verdict_table(rows, bases=None, delay: str = 'd',
+                  reference: str = 'flow') -> list[str]:
+  lines = [f'| comparison | {delay} | difference [95% interval] | verdict |',
            '|---|---|---|---|']
-  for c in stats.comparisons(rows, bases=bases):
+  for c in stats.comparisons(rows, reference_policy=reference, bases=bases):
     lines.append(f'| {c.label} | {c.delay} | '
                  f'{stats.format_interval(c.difference, signed=True)} | '
                  f'{c.difference.verdict} |')

@@ -107,7 +107,8 @@ class ReportTest(absltest.TestCase):
       text = f.read()
     section = text[text.index('## Cost-adjusted'):text.index('## Stages')]
     self.assertIn('Derived from the standard sweep', section)
-    self.assertIn('`latency.csv` at batch 1', section)
+    self.assertIn(f'`{latency}` at batch 1', section)  # Not below the cwd.
+    self.assertIn('| comparison | d0 | difference', section)
     # dd realtime: replicate means 0.25, 0.32 (stats_testing).
     self.assertIn(f'| dd realtime | 1.10 | 0.285 [{0.285 - T1 * 0.035:.3f}, '
                   f'{0.285 + T1 * 0.035:.3f}] (d=2) |', section)
@@ -225,6 +226,34 @@ class ReportTest(absltest.TestCase):
     self.assertIn('| flow: realtime - naive | 2 | +0.300 ', proc.stdout)
     for name in ('cli_intervals.png', 'cli_gain_over_naive.png'):
       self.assertTrue(os.path.exists(os.path.join(self.out, name)), name)
+    # --levels: level a alone (stats_testing): flow realtime - naive is
+    # 0.30 (0.70 - 0.40) and 0.34 (0.84 - 0.50).
+    proc = subprocess.run(
+        [sys.executable, os.path.join(paths.repo_root(), 'rtc', 'plot.py'),
+         f'--results={self.paths["results"]}', f'--output={png}',
+         '--intervals', '--levels=l/a'], capture_output=True, text=True,
+        check=False, env={**os.environ, 'PYTHONPATH': paths.repo_root()})
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertIn('| flow: realtime - naive | 2 | +0.320 ', proc.stdout)
+    # --reference_policy=dd: flow minus dd at level a, naive: 0.40 - 0.55
+    # and 0.50 - 0.55.
+    proc = subprocess.run(
+        [sys.executable, os.path.join(paths.repo_root(), 'rtc', 'plot.py'),
+         f'--results={self.paths["results"]}', f'--output={png}',
+         '--intervals', '--levels=l/a', '--reference_policy=dd'],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, 'PYTHONPATH': paths.repo_root()})
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    self.assertIn('| naive: flow - dd | 2 | -0.100 ', proc.stdout)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(paths.repo_root(), 'rtc', 'plot.py'),
+         f'--results={self.paths["results"]}', f'--output={png}',
+         '--levels=l/c'], capture_output=True, text=True,
+        check=False, env={**os.environ, 'PYTHONPATH': paths.repo_root()})
+    self.assertEqual(proc.returncode, 2)
+    self.assertRegex(proc.stderr.strip().splitlines()[-1],
+                     r"^error: --levels: \S+results\.csv has no rows of "
+                     r"'l/c' \(it has l/a, l/b\)\.$")
 
 
 if __name__ == '__main__':

@@ -26,6 +26,13 @@ def resolve(path: str) -> str:
   return os.path.normpath(os.path.join(user_dir(), path))
 
 
+def shown(path: str) -> str:
+  """`path` as a user reads it: relative to the directory `bazel run` ran
+  in when it lies below it (docs/latency_cpu.csv), else absolute."""
+  rel = os.path.relpath(os.path.abspath(path), user_dir())
+  return os.path.abspath(path) if rel.startswith('..') else rel
+
+
 def repo_root() -> str:
   """The source checkout (runfiles are symlinks back into it)."""
   here = os.path.realpath(__file__)  # <root>/rtc/common/base/paths.py
