@@ -129,10 +129,12 @@ class VariantTest(absltest.TestCase):
     plain = dd_model.make_policy(dict(model, variant='uniform',
                                       unmask_order=None,
                                       early_start=None,
+                                      early_stop=None,
                                       soft_positions=None), O, A)
     self.assertIs(type(plain), uniform.UniformPolicy)
     old = {k: v for k, v in model.items() if k not in
-           ('variant', 'unmask_order', 'early_start', 'soft_positions')}
+           ('variant', 'unmask_order', 'early_start', 'early_stop',
+            'soft_positions')}
     self.assertIs(type(dd_model.make_policy(old, O, A)),
                   uniform.UniformPolicy)
 
