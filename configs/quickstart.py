@@ -46,6 +46,13 @@ VARIANTS = ('dd_uniform', 'dd_token_levels')
 # methods (rtc.common.bc.stats.comparisons).
 TRAINING_TIME = {'flow_training_time': 'flow', 'dd_training_time': 'dd'}
 SIMULATED_DELAY = 5
+
+
+def training_time_bases(names) -> dict:
+  """{policy: its base} of the TRAINING_TIME policies in `names` whose
+  base is also there (their verdicts pair them with it)."""
+  names = set(names)
+  return {n: b for n, b in TRAINING_TIME.items() if n in names and b in names}
 LABELS = {'dd': 'discrete diffusion (masked)',
           'flow_training_time': 'flow matching, training-time RTC',
           'dd_training_time': 'discrete diffusion (masked), training-time RTC',

@@ -52,15 +52,12 @@ def only_levels(rows, levels, path):
   """The rows of `levels` (ids such as m/h0_unicycle; all if empty)."""
   if not levels:
     return rows
-  def level_id(column):
-    name = column[len('worlds/'):] if column.startswith('worlds/') else column
-    return name[:-len('.json')] if name.endswith('.json') else name
-  have = sorted({level_id(r['level']) for r in rows})
+  have = sorted({report.level_id(r['level']) for r in rows})
   missing = [l for l in levels if l not in have]
   if missing:
     raise ValueError(f'--levels: {path} has no rows of {missing[0]!r} (it '
                      f'has {", ".join(have)}).')
-  return [r for r in rows if level_id(r['level']) in levels]
+  return [r for r in rows if report.level_id(r['level']) in levels]
 
 
 def main(argv):
@@ -82,6 +79,11 @@ def main(argv):
                        _LEVELS.value, f)
     everything += rows
     panels += results.split_by_policy(label, rows)
+  policies = {r.get('policy', '') for r in everything}
+  if _INTERVALS.value and _REFERENCE.value not in policies:
+    raise ValueError(f'--reference_policy={_REFERENCE.value!r} is not a '
+                     f'policy of --results (they are '
+                     f'{", ".join(sorted(policies))}).')
   out = results.plot(panels, paths.resolve(_OUTPUT.value), _HORIZON.value,
                      _PER_LEVEL.value)
   for label, rows in panels:
@@ -91,14 +93,9 @@ def main(argv):
   if _INTERVALS.value:
     for policy, by_method in stats.estimates(everything).items():
       print(f'{policy or "method"}:\n{report.interval_table(by_method)}')
-    policies = {r.get('policy', '') for r in everything}
-    if _REFERENCE.value not in policies:
-      raise ValueError(f'--reference_policy={_REFERENCE.value!r} is not a '
-                       f'policy of --results (they are '
-                       f'{", ".join(sorted(policies))}).')
-    print('\n'.join(report.verdict_table(everything, {
-        p: base for p, base in quickstart_config.TRAINING_TIME.items()
-        if p in policies and base in policies}, reference=_REFERENCE.value)))
+    print('\n'.join(report.verdict_table(
+        everything, quickstart_config.training_time_bases(policies),
+        reference=_REFERENCE.value)))
     stem = paths.resolve(_OUTPUT.value)
     stem = stem[:-len('.png')] if stem.endswith('.png') else stem
     for png in interval_plot.plot_all(

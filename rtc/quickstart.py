@@ -295,8 +295,7 @@ def record(pipe: pipeline.Pipeline, config, name: str) -> report.Record:
       name=name, out=pipe.out, policies=names, titles=titles,
       replicates=tuple(replicates), stages=stage_info,
       wall_seconds=pipe.recorded_seconds(), parallel=pipe.parallel,
-      bases={n: b for n, b in quickstart_config.TRAINING_TIME.items()
-             if n in names and b in names},
+      bases=quickstart_config.training_time_bases(names),
       latency_csv=paths.resolve(latency_csv) if latency_csv else '',
       latency_batch=int(config.eval.latency_batch))
 

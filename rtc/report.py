@@ -250,7 +250,7 @@ def _num_evals(rows) -> Optional[int]:
   return found.pop() if len(found) == 1 else None
 
 
-def _level(column: str) -> str:
+def level_id(column: str) -> str:
   """'worlds/m/h0_unicycle.json' -> 'm/h0_unicycle'."""
   name = column[len('worlds/'):] if column.startswith('worlds/') else column
   return name[:-len('.json')] if name.endswith('.json') else name
@@ -302,7 +302,7 @@ def tables(panels, levels, num_evals, names) -> list[str]:
       per = {}
       for lv in levels:
         for method, by_delay in results.summarise(rows, level=lv).items():
-          per[f'{_level(lv)} {method}'] = by_delay
+          per[f'{level_id(lv)} {method}'] = by_delay
       lines += ['Per level (mean over replicates):', '',
                 results.markdown_table(per, title='level, method'), '']
   return lines
@@ -366,9 +366,9 @@ def text(record: Record, rows, panels, levels, figures,
   num_evals = _num_evals(rows)
   episodes = num_evals if num_evals is not None else ', '.join(
       str(n) for n in sorted({r.get('num_evals') for r in rows} - {None, ''}))
-  where = (f'level `{_level(levels[0])}`' if len(levels) == 1 else
+  where = (f'level `{level_id(levels[0])}`' if len(levels) == 1 else
            f'mean over {len(levels)} levels ('
-           + ', '.join(f'`{_level(lv)}`' for lv in levels) + ')')
+           + ', '.join(f'`{level_id(lv)}`' for lv in levels) + ')')
   reps = len(record.replicates)
   spread = ('± is the standard error of the episode sampling '
             '(rtc.common.bc.results.standard_errors); it does not cover other '

@@ -245,6 +245,19 @@ class ReportTest(absltest.TestCase):
         env={**os.environ, 'PYTHONPATH': paths.repo_root()})
     self.assertEqual(proc.returncode, 0, proc.stderr)
     self.assertIn('| naive: flow - dd | 2 | -0.100 ', proc.stdout)
+    # A reference policy the file lacks: one line, no PNG written.
+    other = os.path.join(self.out, 'none.png')
+    proc = subprocess.run(
+        [sys.executable, os.path.join(paths.repo_root(), 'rtc', 'plot.py'),
+         f'--results={self.paths["results"]}', f'--output={other}',
+         '--intervals', '--reference_policy=bid'], capture_output=True,
+        text=True, check=False,
+        env={**os.environ, 'PYTHONPATH': paths.repo_root()})
+    self.assertEqual(proc.returncode, 2)
+    self.assertRegex(proc.stderr.strip().splitlines()[-1],
+                     r"^error: --reference_policy='bid' is not a policy of "
+                     r"--results \(they are dd, flow\)\.$")
+    self.assertFalse(os.path.exists(other))
     proc = subprocess.run(
         [sys.executable, os.path.join(paths.repo_root(), 'rtc', 'plot.py'),
          f'--results={self.paths["results"]}', f'--output={png}',
