@@ -144,6 +144,27 @@ class ReplicateTest(absltest.TestCase):
     self.assertAlmostEqual(pipe.seconds_left(),
                            2 * one + quickstart.EXPECTED_SECONDS['report'])
 
+  def test_training_time_preset_plans_its_policies(self):
+    c = quickstart_config.get_config('test,training_time')
+    c.output_dir = os.path.join(tempfile.mkdtemp(), 'qs')
+    self.assertEqual(quickstart.policy_names(c),
+                     ('flow', 'dd', 'flow_training_time', 'dd_training_time'))
+    for name, base in (('flow_training_time', 'flow'),
+                       ('dd_training_time', 'dd')):
+      self.assertEqual(c[name].model.simulated_delay, 5)
+      self.assertIsNone(c[base].model.simulated_delay)
+      self.assertEqual(c[name].model.to_dict(),
+                       dict(c[base].model.to_dict(), simulated_delay=5))
+      self.assertEqual(quickstart.eval_config(c, name, 0).methods,
+                       'training_time')
+    self.assertEqual(quickstart.eval_config(c, 'flow', 0).methods,
+                     'naive,realtime')
+    ids = [s.id for s in quickstart.make_pipeline(c).stages]
+    self.assertIn('dd_training_time_train', ids)
+    self.assertEqual(quickstart_config.training_time_bases(
+        ('flow', 'flow_training_time', 'dd_training_time')),
+                     {'flow_training_time': 'flow'})
+
   def test_time_left_learns_the_runs_pace(self):
     # Stages that take 3x their estimate: after the first, the rest count
     # 3x too. Estimates: a 10, then branches (b 20, c 40 | d 30), then e 5.
