@@ -106,7 +106,7 @@ class TwoProcessExpertTest(absltest.TestCase):
                      data_config_for(run_dir), data_config.get_config()) + job
       env = dict(os.environ, JAX_PLATFORMS='cpu',
                  PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
-                 XLA_FLAGS='--xla_force_host_platform_device_count=1')
+                 XLA_FLAGS=job_testing.xla_flags(1))
       procs.append(subprocess.Popen(
           ['sh', '-c', shlex.join(train_cmd) + ' && ' + shlex.join(data_cmd)],
           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -73,7 +73,7 @@ def run_job(cache_root: str) -> list[dict]:
   port = job_testing.free_port()
   env = dict(os.environ, RTC_CACHE_DIR=cache_root, JAX_PLATFORMS='cpu',
              RTC_CACHE_MIN_COMPILE_SECS='0',
-             XLA_FLAGS='--xla_force_host_platform_device_count=1',
+             XLA_FLAGS=job_testing.xla_flags(1),
              PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
   procs = [subprocess.Popen(
       [sys.executable, '-c', JOB, f'localhost:{port}', str(pid)], env=env,

@@ -136,7 +136,7 @@ class TwoProcessTest(absltest.TestCase):
       cmd = shlex.join(train_cmd) + ' && ' + shlex.join(eval_cmd)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
                JAX_PLATFORMS='cpu',
-               XLA_FLAGS='--xla_force_host_platform_device_count=2')
+               XLA_FLAGS=job_testing.xla_flags(2))
     out_f = open(os.path.join(self.root, f'{tag}{pid}.out'), 'w+')
     err_f = open(os.path.join(self.root, f'{tag}{pid}.err'), 'w+')
     proc = subprocess.Popen(['sh', '-c', cmd], env=env, stdout=out_f,

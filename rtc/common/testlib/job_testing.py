@@ -3,7 +3,11 @@
 Imports no JAX, so a test may set its device flags before importing JAX.
 """
 
+import os
+import re
 import socket
+
+_DEVICE_COUNT = re.compile(r'\s*--xla_force_host_platform_device_count=\S+')
 
 
 def flat_options(d: dict, prefix: str = '') -> dict:
@@ -30,3 +34,12 @@ def free_port() -> int:
   with socket.socket() as s:
     s.bind(('localhost', 0))
     return s.getsockname()[1]
+
+
+def xla_flags(device_count: int) -> str:
+  """This process's XLA_FLAGS with `device_count` host devices instead of
+  its own count: a job's processes compile with the test's other flags
+  (.bazelrc's), so their programs equal, and share cache entries with, the
+  test's own."""
+  base = _DEVICE_COUNT.sub('', os.environ.get('XLA_FLAGS', '')).strip()
+  return f'{base} --xla_force_host_platform_device_count={device_count}'.strip()
