@@ -5,7 +5,9 @@ rtc/common is cut into layer folders, bottom to top (docs/DESIGN.md,
 of them. A module imports modules of its own layer or of lower ones;
 rtc.common imports no family (rtc.flow, rtc.dd) or rtc.expert, which find
 it through the registry; and the module graph of rtc has no cycle, lazy
-imports inside functions included.
+imports inside functions included. Modules that only read results
+(reports, plots) and the level survey's flag checks load no Kinetix when
+imported (it costs seconds and starts JAX's backend).
 """
 
 import ast
@@ -104,7 +106,64 @@ def cycle(graph: dict[str, set[str]]):
   return None
 
 
+def _module_file(root: str, module: str):
+  base = os.path.join(root, *module.split('.'))
+  for path in (base + '.py', os.path.join(base, '__init__.py')):
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def _load_time_imports(tree) -> set[str]:
+  """Names imported when a module loads: not inside functions."""
+  out = set()
+  todo = list(tree.body)
+  while todo:
+    node = todo.pop()
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+      continue
+    if isinstance(node, ast.Import):
+      out.update(a.name for a in node.names)
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      out.add(node.module)
+      out.update(f'{node.module}.{a.name}' for a in node.names)
+    todo.extend(ast.iter_child_nodes(node))
+  return out
+
+
+def loaded_on_import(root: str, module: str) -> set[str]:
+  """Every module name imported, transitively, when `module` is imported
+  (the repository's own modules followed through their files)."""
+  seen, todo = set(), [module]
+  while todo:
+    name = todo.pop()
+    if name in seen:
+      continue
+    seen.add(name)
+    parts = name.split('.')
+    # A package's __init__ runs before its submodules.
+    todo.extend('.'.join(parts[:i]) for i in range(1, len(parts)))
+    path = _module_file(root, name)
+    if path is None:
+      continue
+    with open(path) as f:
+      todo.extend(_load_time_imports(ast.parse(f.read(), path)))
+  return seen
+
+
 class LayersTest(absltest.TestCase):
+
+  def test_reading_results_loads_no_kinetix(self):
+    root = _repo_root()
+    for module in ('rtc.plot', 'rtc.report', 'rtc.common.bc.results',
+                   'rtc.bench.level_survey'):
+      loaded = loaded_on_import(root, module)
+      self.assertIn('rtc.common.bc.columns' if module != (
+          'rtc.bench.level_survey') else 'rtc.common.env.level_ids', loaded)
+      self.assertEqual({m for m in loaded if m.split('.')[0] == 'kinetix'
+                        or m == 'rtc.common.env.envs'}, set(), module)
+    # The check sees Kinetix where it is loaded.
+    self.assertIn('kinetix', loaded_on_import(root, 'rtc.common.bc.sweep'))
 
   def test_rtc_common_imports_only_go_down(self):
     graph = module_imports(_repo_root())

@@ -41,7 +41,7 @@ from rtc.common.bc import evaluate
 from rtc.common.bc import results
 from rtc.common.cli import cli
 from rtc.common.core import registry
-from rtc.common.env import envs
+from rtc.common.env import level_ids
 from rtc.expert import store
 from rtc import pipeline
 from rtc import stages
@@ -55,7 +55,7 @@ POINTS = (('naive', 0), ('naive', 4), ('realtime', 4))
 
 def shipped_levels(size: str) -> tuple[str, ...]:
   """Every level id kinetix-env ships under `<size>/`, sorted."""
-  root = os.path.join(envs.package_worlds_dir(), size)
+  root = os.path.join(level_ids.package_worlds_dir(), size)
   if not os.path.isdir(root):
     raise FileNotFoundError(f'{root} not found: is kinetix-env installed '
                             '(tools/setup.sh)?')
@@ -65,7 +65,7 @@ def shipped_levels(size: str) -> tuple[str, ...]:
 
 def expert_curve(run_dir: str, level_id: str, num_seeds: int) -> dict:
   """{update: solve rate averaged over seeds} from the saved statistics."""
-  name = envs.level_name(level_id)
+  name = level_ids.level_name(level_id)
   by_update = {}
   for seed in range(num_seeds):
     seed_dir = store.seed_dir(run_dir, seed)
@@ -86,7 +86,7 @@ class SizeClass:
     self.config, self.threshold, self.log = config, threshold, log
     self.out = paths.resolve(config.output_dir)
     self.expert_dir = os.path.join(self.out, 'logs-expert', self.NAME)
-    n = len(envs.parse_levels(config.expert.levels))
+    n = len(level_ids.parse_levels(config.expert.levels))
     # Rough 2-core CPU seconds per stage for n levels (time-left lines).
     updates = int(config.expert.num_updates) / 50  # The preset's: 50.
     c = config
@@ -111,7 +111,7 @@ class SizeClass:
   def curves(self) -> dict:
     return {lv: expert_curve(self.expert_dir, lv,
                              int(self.config.expert.num_seeds))
-            for lv in envs.parse_levels(self.config.expert.levels)}
+            for lv in level_ids.parse_levels(self.config.expert.levels)}
 
   def good_levels(self) -> list[str]:
     return [lv for lv, curve in self.curves().items()
@@ -206,12 +206,12 @@ def survey(classes: dict, output_dir: str, threshold: float,
   out = paths.resolve(output_dir)
   t0 = time.time()
   rows = []
-  for i, (name, level_ids) in enumerate(classes.items()):
-    log(f'[survey] class {i + 1}/{len(classes)} {name}: {len(level_ids)} '
+  for i, (name, ids) in enumerate(classes.items()):
+    log(f'[survey] class {i + 1}/{len(classes)} {name}: {len(ids)} '
         f'level(s), elapsed {progress.format_duration(time.time() - t0)}')
     config = quickstart_config.get_config(preset)
     config.output_dir = os.path.join(out, name)
-    config.expert.levels = ','.join(level_ids)
+    config.expert.levels = ','.join(ids)
     config.eval.num_evals = num_evals
     if expert_updates:
       config.expert.num_updates = expert_updates
@@ -262,7 +262,7 @@ def main(argv):
   for size in FLAGS.classes:
     ids = shipped_levels(size)
     if FLAGS.levels:
-      ids = tuple(i for i in envs.parse_levels(FLAGS.levels)
+      ids = tuple(i for i in level_ids.parse_levels(FLAGS.levels)
                   if i.startswith(size + '/'))
     if ids:
       classes[size] = ids

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from rtc.common.bc import sweep
+from rtc.common.bc import columns
 
 METHOD_ORDER = ('naive', 'realtime', 'bid', 'hard_masking', 'training_time')
 # The combined results.csv of a quickstart or benchmark (rtc.report): every
@@ -28,7 +28,7 @@ METHOD_ORDER = ('naive', 'realtime', 'bid', 'hard_masking', 'training_time')
 # rtc) reads as replicate 0.
 PROVENANCE = ('replicate', 'expert_seed', 'data_seed', 'policy_seed',
               'eval_seed', 'num_evals', 'run_dir', 'settings_hash')
-COMBINED_COLUMNS = sweep.COLUMNS + ('policy',) + PROVENANCE
+COMBINED_COLUMNS = columns.COLUMNS + ('policy',) + PROVENANCE
 _INTEGERS = ('replicate', 'expert_seed', 'data_seed', 'policy_seed',
              'eval_seed', 'num_evals')
 
@@ -48,7 +48,7 @@ def read_results(path: str) -> list[dict]:
                             'evaluation first or check --results.')
   with open(path, newline='') as f:
     reader = csv.DictReader(f)
-    missing = set(sweep.COLUMNS) - set(reader.fieldnames or ())
+    missing = set(columns.COLUMNS) - set(reader.fieldnames or ())
     if missing:
       raise ValueError(f'{path} lacks columns {sorted(missing)}: not a '
                        'results.csv written by an evaluation sweep.')
@@ -59,7 +59,7 @@ def read_results(path: str) -> list[dict]:
             'level': r['level'], 'method': r['method'],
             'delay': int(float(r['delay'])),
             'execute_horizon': int(float(r['execute_horizon'])),
-            **{k: float(r[k]) for k in sweep.METRICS},
+            **{k: float(r[k]) for k in columns.METRICS},
             # The quickstart's combined file says which policy a row is.
             **({'policy': r['policy']} if r.get('policy') else {}),
             **_provenance(r)})

@@ -32,16 +32,15 @@ import numpy as np
 from rtc.common.base import progress
 from rtc.common.base import validate
 from rtc.common.bc import checkpoints
+from rtc.common.bc import columns
 from rtc.common.bc import cost
 from rtc.common.bc import distributed
 from rtc.common.bc import sharding
 from rtc.common.env import envs
 from rtc.common.env import rollout
 
-COLUMNS = ('returned_episode_returns', 'returned_episode_lengths',
-           'returned_episode_solved', 'delay', 'method', 'level',
-           'execute_horizon')
-METRICS = COLUMNS[:3]
+COLUMNS = columns.COLUMNS
+METRICS = columns.METRICS
 
 
 def level_column(level_id: str) -> str:
