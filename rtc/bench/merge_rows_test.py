@@ -1,0 +1,92 @@
+"""merge_rows: later evaluations join a benchmark's rows, paired by replicate."""
+
+import csv
+import os
+import subprocess
+import sys
+
+from absl.testing import absltest
+
+from rtc.bench import merge_rows
+
+BENCH_COLUMNS = ('returned_episode_solved', 'delay', 'method', 'level',
+                 'execute_horizon', 'policy', 'replicate', 'eval_seed',
+                 'num_evals', 'run_dir', 'settings_hash')
+EVAL_COLUMNS = ('returned_episode_solved', 'delay', 'method', 'level',
+                'execute_horizon')
+
+
+def _write(path, columns, rows):
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, 'w', newline='') as f:
+    w = csv.writer(f)
+    w.writerow(columns)
+    w.writerows(rows)
+
+
+class MergeRowsTest(absltest.TestCase):
+
+  def setUp(self):
+    super().setUp()
+    self.root = self.create_tempdir().full_path
+    self.bench = os.path.join(self.root, 'bench')
+    rows = []
+    for rep, seed in ((0, 0), (1, 1000)):
+      for policy in ('flow', 'dd'):
+        rows.append((0.5, 2, 'naive', 'a', 2, policy, rep, seed, 256,
+                     f'r{rep}/logs-{policy}', 'h' + policy))
+    _write(os.path.join(self.bench, 'results.csv'), BENCH_COLUMNS, rows)
+    self.evals = os.path.join(self.root, 'evals')
+    for rep, solved in ((0, 0.25), (1, 0.75)):
+      _write(os.path.join(self.evals, f'r{rep}', 'flow', 'results.csv'),
+             EVAL_COLUMNS, [(solved, 2, 'naive', 'a', 2),
+                            (solved, 2, 'bid', 'a', 2)])
+
+  def test_rows_get_their_replicates_provenance(self):
+    columns, rows = merge_rows.merge(self.bench, self.evals, 'flow',
+                                     '_legacy')
+    self.assertEqual(tuple(columns), BENCH_COLUMNS)
+    self.assertEqual([r['policy'] for r in rows], ['flow'] * 2 +
+                     ['flow_legacy'] * 4)
+    added = rows[2:]
+    self.assertEqual([(r['replicate'], r['eval_seed'], r['run_dir'],
+                       r['returned_episode_solved'], r['method'])
+                      for r in added],
+                     [('0', '0', 'r0/logs-flow', '0.25', 'naive'),
+                      ('0', '0', 'r0/logs-flow', '0.25', 'bid'),
+                      ('1', '1000', 'r1/logs-flow', '0.75', 'naive'),
+                      ('1', '1000', 'r1/logs-flow', '0.75', 'bid')])
+    # Their settings are the evaluation's own, not the benchmark's hash.
+    self.assertEqual({r['settings_hash'] for r in added}, {''})
+    # No suffix: the same policy, more methods.
+    _, rows = merge_rows.merge(self.bench, self.evals, 'flow', '')
+    self.assertEqual({r['policy'] for r in rows}, {'flow'})
+
+  def test_missing_replicate_is_one_line_and_writes_nothing(self):
+    os.remove(os.path.join(self.evals, 'r1', 'flow', 'results.csv'))
+    out = os.path.join(self.root, 'merged.csv')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'rtc.bench.merge_rows',
+         f'--benchmark={self.bench}', f'--evals={self.evals}',
+         '--policy=flow', f'--output={out}'],
+        env=dict(os.environ,
+                 PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
+        capture_output=True, text=True, check=False)
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    errors = [l for l in proc.stderr.splitlines() if 'error' in l.lower()]
+    self.assertEqual(errors, [
+        'error: ' + os.path.join(self.evals, 'r1', 'flow', 'results.csv') +
+        ' not found.'], proc.stderr)
+    self.assertFalse(os.path.exists(out))
+
+  def test_unknown_policy_and_foreign_columns(self):
+    with self.assertRaisesRegex(ValueError, r"no rows of --policy='sac'"):
+      merge_rows.merge(self.bench, self.evals, 'sac', '')
+    _write(os.path.join(self.evals, 'r0', 'flow', 'results.csv'),
+           ('solved_share',), [(0.5,)])
+    with self.assertRaisesRegex(ValueError, r"columns \['solved_share'\]"):
+      merge_rows.merge(self.bench, self.evals, 'flow', '')
+
+
+if __name__ == '__main__':
+  absltest.main()
