@@ -1,9 +1,10 @@
 r"""Adds later evaluations of a benchmark's policies to its rows.
 
   bazel run //rtc/bench:merge_rows -- --benchmark=<benchmark output_dir> \
-      --evals=<dir> --policy=flow [--suffix=_legacy] --output=<merged.csv>
+      --evals=<dir> --policy=flow[,dd,...] [--suffix=_legacy] \
+      --output=<merged.csv>
 
-`<evals>/r<r>/<policy>/results.csv` holds an evaluation of replicate r's
+For each policy, `<evals>/r<r>/<policy>/results.csv` holds an evaluation of replicate r's
 `<policy>` (the run directory `<benchmark>/[replicate_<r>/]logs-<kind>/...`,
 the benchmark's evaluation seed), e.g. other methods or another scoring.
 The output holds the benchmark's `results.csv` rows of `<policy>`, then
@@ -22,6 +23,7 @@ import os
 
 from absl import flags
 
+from rtc.common.base import options
 from rtc.common.base import paths
 from rtc.common.bc import checkpoints
 from rtc.common.cli import cli
@@ -30,7 +32,8 @@ _BENCHMARK = flags.DEFINE_string(
     'benchmark', '', 'A benchmark output directory (its results.csv).')
 _EVALS = flags.DEFINE_string(
     'evals', '', 'Directory with r<r>/<policy>/results.csv per replicate.')
-_POLICY = flags.DEFINE_string('policy', '', 'The benchmark policy, e.g. flow.')
+_POLICY = flags.DEFINE_string(
+    'policy', '', 'Benchmark policies, comma-separated, e.g. flow,dd.')
 _SUFFIX = flags.DEFINE_string(
     'suffix', '', "Appended to the added rows' policy ('' = same policy).")
 _OUTPUT = flags.DEFINE_string('output', '', 'The merged CSV to write.')
@@ -71,9 +74,14 @@ def main(argv):
                      ('policy', _POLICY), ('output', _OUTPUT)):
     if not flag.value:
       raise ValueError(f'--{name} is required (see --help).')
-  columns, rows = merge(paths.resolve(_BENCHMARK.value),
-                        paths.resolve(_EVALS.value), _POLICY.value,
-                        _SUFFIX.value)
+  policies = options.str_list(_POLICY.value)
+  if not policies:
+    raise ValueError(f'--policy={_POLICY.value!r} names no policy.')
+  rows = []
+  for policy in policies:
+    columns, mine = merge(paths.resolve(_BENCHMARK.value),
+                          paths.resolve(_EVALS.value), policy, _SUFFIX.value)
+    rows += mine
   out = paths.resolve(_OUTPUT.value)
   buf = io.StringIO()
   writer = csv.DictWriter(buf, columns)

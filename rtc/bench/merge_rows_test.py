@@ -62,16 +62,36 @@ class MergeRowsTest(absltest.TestCase):
     _, rows = merge_rows.merge(self.bench, self.evals, 'flow', '')
     self.assertEqual({r['policy'] for r in rows}, {'flow'})
 
-  def test_missing_replicate_is_one_line_and_writes_nothing(self):
-    os.remove(os.path.join(self.evals, 'r1', 'flow', 'results.csv'))
-    out = os.path.join(self.root, 'merged.csv')
-    proc = subprocess.run(
+  def _main(self, policy, out):
+    return subprocess.run(
         [sys.executable, '-m', 'rtc.bench.merge_rows',
          f'--benchmark={self.bench}', f'--evals={self.evals}',
-         '--policy=flow', f'--output={out}'],
+         f'--policy={policy}', f'--output={out}'],
         env=dict(os.environ,
                  PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
         capture_output=True, text=True, check=False)
+
+  def test_binary_writes_every_policy(self):
+    for rep in (0, 1):
+      _write(os.path.join(self.evals, f'r{rep}', 'dd', 'results.csv'),
+             EVAL_COLUMNS, [(0.5, 2, 'bid', 'a', 2)])
+    out = os.path.join(self.root, 'merged.csv')
+    proc = self._main('flow,dd', out)
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    with open(out, newline='') as f:
+      rows = list(csv.DictReader(f))
+    self.assertEqual([(r['policy'], r['method'], r['replicate'])
+                      for r in rows],
+                     [('flow', 'naive', '0'), ('flow', 'naive', '1'),
+                      ('flow', 'naive', '0'), ('flow', 'bid', '0'),
+                      ('flow', 'naive', '1'), ('flow', 'bid', '1'),
+                      ('dd', 'naive', '0'), ('dd', 'naive', '1'),
+                      ('dd', 'bid', '0'), ('dd', 'bid', '1')])
+
+  def test_missing_replicate_is_one_line_and_writes_nothing(self):
+    os.remove(os.path.join(self.evals, 'r1', 'flow', 'results.csv'))
+    out = os.path.join(self.root, 'merged.csv')
+    proc = self._main('flow', out)
     self.assertEqual(proc.returncode, 2, proc.stderr)
     errors = [l for l in proc.stderr.splitlines() if 'error' in l.lower()]
     self.assertEqual(errors, [
