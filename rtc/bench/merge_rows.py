@@ -63,7 +63,7 @@ def merge(benchmark: str, evals: str, policy: str, suffix: str) -> tuple:
       raise ValueError(f'{extra}: not an evaluation results.csv '
                        f'({"no rows" if not new else "columns " + str(unknown)}'
                        ').')
-    added += [dict(ref, **r, policy=policy + suffix, settings_hash='')
+    added += [{**ref, **r, 'policy': policy + suffix, 'settings_hash': ''}
               for r in new]
   return columns, rows + added
 
