@@ -41,19 +41,19 @@ import numpy as np
 
 from rtc.common.base import quiet
 
-quiet.install_filters()  # Before Kinetix loads Grain, which logs a note.
-# pylint: disable=g-bad-import-order,g-import-not-at-top,wrong-import-position
-from kinetix.environment import ActionType
-from kinetix.environment import ObservationType
-from kinetix.environment.env import make_kinetix_env
-from kinetix.environment.env_state import EnvParams
-from kinetix.environment.env_state import StaticEnvParams
-from kinetix.util import saving
-# pylint: enable=g-bad-import-order,g-import-not-at-top,wrong-import-position
-
 from rtc.common.base import cache
+from rtc.common.env import kinetix_import
 from rtc.common.env import legacy_engine
 from rtc.common.env import level_ids
+
+quiet.install_filters()  # Before Kinetix loads Grain, which logs a note.
+_kinetix = kinetix_import.load()
+ActionType = _kinetix.ActionType
+ObservationType = _kinetix.ObservationType
+make_kinetix_env = _kinetix.make_kinetix_env
+EnvParams = _kinetix.EnvParams
+StaticEnvParams = _kinetix.StaticEnvParams
+saving = _kinetix.saving
 
 ACTION_NOISE_STD = 0.1
 

@@ -17,14 +17,15 @@ from absl.testing import parameterized
 from flax import struct
 import jax
 import jax.numpy as jnp
-from kinetix.environment.env import KinetixEnv
-from kinetix.environment.env_state import EnvParams
 import numpy as np
 
 from rtc.common.env import envs
+from rtc.common.env import kinetix_import
 from rtc.common.env import legacy_engine
 from rtc.common.testlib import testing
 
+KinetixEnv = kinetix_import.load().KinetixEnv
+EnvParams = kinetix_import.load().EnvParams
 PARAMS = EnvParams(dense_reward_scale=0.0, max_timesteps=256)
 
 
