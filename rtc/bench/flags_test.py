@@ -28,6 +28,8 @@ CASES = (
     ('dd_learning', 'rtc.bench.dd_learning', '--steps=300,x',
      rf"--steps {COUNT}{EACH}, got 'x'\."),
     ('flow', 'rtc.bench.flow', '--repeats=0', rf'--repeats {COUNT}, got 0\.'),
+    ('import_time', 'rtc.bench.import_time', '--rounds=0',
+     rf'--rounds {COUNT}, got 0\.'),
     ('gpu_check', 'rtc.bench.gpu_check', '--ppo_seconds=nan',
      r'--ppo_seconds must be > 0 \(a finite number\), got nan\.'),
     ('plot', 'rtc.plot', '--execute_horizon=0',
