@@ -2,7 +2,7 @@ r"""Adds later evaluations of a benchmark's policies to its rows.
 
   bazel run //rtc/bench:merge_rows -- --benchmark=<benchmark output_dir> \
       --evals=<dir> --policy=flow[,dd,...] [--suffix=_legacy] \
-      --output=<merged.csv>
+      [--as_is=flow_training_time,...] --output=<merged.csv>
 
 For each policy, `<evals>/r<r>/<policy>/results.csv` holds an evaluation of replicate r's
 `<policy>` (the run directory `<benchmark>/[replicate_<r>/]logs-<kind>/...`,
@@ -14,7 +14,8 @@ settings are the evaluation's own eval_settings.json). A suffix keeps them
 apart as another policy (`rtc.plot --reference_policy=<policy>` pairs them
 with the benchmark's rows); none adds them as more methods of the policy.
 Every replicate of the policy must have its file; nothing is written
-before all of them are read.
+before all of them are read. `--as_is` policies (e.g. training-time RTC,
+evaluated by the benchmark alone) follow with their benchmark rows only.
 """
 
 import csv
@@ -36,6 +37,9 @@ _POLICY = flags.DEFINE_string(
     'policy', '', 'Benchmark policies, comma-separated, e.g. flow,dd.')
 _SUFFIX = flags.DEFINE_string(
     'suffix', '', "Appended to the added rows' policy ('' = same policy).")
+_AS_IS = flags.DEFINE_string(
+    'as_is', '', 'Benchmark policies, comma-separated, whose rows follow '
+    'unchanged (no later evaluations).')
 _OUTPUT = flags.DEFINE_string('output', '', 'The merged CSV to write.')
 
 
@@ -46,12 +50,18 @@ def _read(path: str) -> list[dict]:
     return list(csv.DictReader(f))
 
 
-def merge(benchmark: str, evals: str, policy: str, suffix: str) -> tuple:
-  """(columns, rows): the benchmark's rows of `policy`, then the added ones."""
+def benchmark_rows(benchmark: str, policy: str, flag: str = 'policy'):
+  """The benchmark's results.csv rows of `policy` (at least one)."""
   path = os.path.join(benchmark, 'results.csv')
   rows = [r for r in _read(path) if r.get('policy') == policy]
   if not rows:
-    raise ValueError(f'{path} has no rows of --policy={policy!r}.')
+    raise ValueError(f'{path} has no rows of --{flag}={policy!r}.')
+  return rows
+
+
+def merge(benchmark: str, evals: str, policy: str, suffix: str) -> tuple:
+  """(columns, rows): the benchmark's rows of `policy`, then the added ones."""
+  rows = benchmark_rows(benchmark, policy)
   columns = list(rows[0])
   added = []
   for rep in sorted({r['replicate'] for r in rows}, key=int):
@@ -82,6 +92,8 @@ def main(argv):
     columns, mine = merge(paths.resolve(_BENCHMARK.value),
                           paths.resolve(_EVALS.value), policy, _SUFFIX.value)
     rows += mine
+  for policy in options.str_list(_AS_IS.value):
+    rows += benchmark_rows(paths.resolve(_BENCHMARK.value), policy, 'as_is')
   out = paths.resolve(_OUTPUT.value)
   buf = io.StringIO()
   writer = csv.DictWriter(buf, columns)

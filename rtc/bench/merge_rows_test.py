@@ -62,11 +62,11 @@ class MergeRowsTest(absltest.TestCase):
     _, rows = merge_rows.merge(self.bench, self.evals, 'flow', '')
     self.assertEqual({r['policy'] for r in rows}, {'flow'})
 
-  def _main(self, policy, out):
+  def _main(self, policy, out, *more):
     return subprocess.run(
         [sys.executable, '-m', 'rtc.bench.merge_rows',
          f'--benchmark={self.bench}', f'--evals={self.evals}',
-         f'--policy={policy}', f'--output={out}'],
+         f'--policy={policy}', f'--output={out}', *more],
         env=dict(os.environ,
                  PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
         capture_output=True, text=True, check=False)
@@ -87,6 +87,24 @@ class MergeRowsTest(absltest.TestCase):
                       ('flow', 'naive', '1'), ('flow', 'bid', '1'),
                       ('dd', 'naive', '0'), ('dd', 'naive', '1'),
                       ('dd', 'bid', '0'), ('dd', 'bid', '1')])
+
+  def test_as_is_policies_follow_unchanged(self):
+    # dd has no later evaluations: its benchmark rows follow as they are.
+    out = os.path.join(self.root, 'merged.csv')
+    proc = self._main('flow', out, '--as_is=dd')
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    with open(out, newline='') as f:
+      rows = list(csv.DictReader(f))
+    self.assertLen(rows, 8)
+    with open(os.path.join(self.bench, 'results.csv'), newline='') as f:
+      self.assertEqual(rows[6:], [r for r in csv.DictReader(f)
+                                  if r['policy'] == 'dd'])
+    # A policy the benchmark lacks: one error line, nothing written.
+    os.remove(out)
+    proc = self._main('flow', out, '--as_is=sac')
+    self.assertEqual(proc.returncode, 2, proc.stderr)
+    self.assertIn("no rows of --as_is='sac'", proc.stderr)
+    self.assertFalse(os.path.exists(out))
 
   def test_missing_replicate_is_one_line_and_writes_nothing(self):
     os.remove(os.path.join(self.evals, 'r1', 'flow', 'results.csv'))
