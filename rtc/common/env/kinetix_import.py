@@ -4,9 +4,10 @@
 imports everything under them: level generation, training utilities,
 wandb, and through gymnax's own `__init__` all of gymnax's bundled
 environments (with seaborn, matplotlib and scipy.stats). rtc uses the
-environment, its state and spaces, and the level loader, so each process
-that imported Kinetix paid about 6.5 s where 3.2 s do (2-core AMD EPYC,
-2026-12-07; docs/testing.md).
+environment, its state and spaces, and the level loader. A fresh process
+that imports those names this way runs 4.2 s instead of 9.2 s, median of 7
+rounds (2-core AMD EPYC, quiet, 2026-12-07; `bazel run
+//rtc/bench:import_time`, docs/import_time_cpu.txt).
 
 `load()` registers those packages with their `__init__` deferred: the
 package's submodules import as usual, and the first attribute read that
