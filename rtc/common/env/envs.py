@@ -48,12 +48,8 @@ from rtc.common.env import level_ids
 
 quiet.install_filters()  # Before Kinetix loads Grain, which logs a note.
 _kinetix = kinetix_import.load()
-ActionType = _kinetix.ActionType
-ObservationType = _kinetix.ObservationType
-make_kinetix_env = _kinetix.make_kinetix_env
 EnvParams = _kinetix.EnvParams
 StaticEnvParams = _kinetix.StaticEnvParams
-saving = _kinetix.saving
 
 ACTION_NOISE_STD = 0.1
 
@@ -147,7 +143,7 @@ def load_levels(level_ids: Sequence[str] | str,
         all_paths.append(path)
   static_params = common_static_params(static_list, all_paths)
   states = [state if _same(sp, static_params) else jax.tree.map(
-      np.asarray, saving.expand_env_state(state, static_params))
+      np.asarray, _kinetix.saving.expand_env_state(state, static_params))
             for state, sp, _ in parsed]
   env_params = parsed[0][2].replace(max_timesteps=max_timesteps,
                                     dense_reward_scale=0.0)
@@ -171,7 +167,7 @@ def _level_path(root: str, level_id: str) -> str:
 
 def _parse_level_file(path: str):
   try:
-    state, sp, ep = saving.load_from_json_file(path)
+    state, sp, ep = _kinetix.saving.load_from_json_file(path)
   except (json.JSONDecodeError, KeyError, ValueError, TypeError,
           AttributeError, IndexError) as e:
     raise ValueError(
@@ -270,9 +266,9 @@ class BatchedEnv:
     self.obs_history = obs_history
     self.include_prev_action = include_prev_action
     self.legacy_episode_end = legacy_episode_end
-    self.kinetix_env = make_kinetix_env(
-        ActionType.CONTINUOUS, ObservationType.SYMBOLIC_FLAT, None,
-        env_params, static_params)
+    self.kinetix_env = _kinetix.make_kinetix_env(
+        _kinetix.ActionType.CONTINUOUS, _kinetix.ObservationType.SYMBOLIC_FLAT,
+        None, env_params, static_params)
     self.action_dim = int(
         self.kinetix_env.action_space(env_params).shape[0])
 
