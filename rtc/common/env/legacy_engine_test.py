@@ -24,8 +24,9 @@ from rtc.common.env import kinetix_import
 from rtc.common.env import legacy_engine
 from rtc.common.testlib import testing
 
-KinetixEnv = kinetix_import.load().KinetixEnv
-EnvParams = kinetix_import.load().EnvParams
+_KINETIX = kinetix_import.load()
+KinetixEnv = _KINETIX.KinetixEnv
+EnvParams = _KINETIX.EnvParams
 PARAMS = EnvParams(dense_reward_scale=0.0, max_timesteps=256)
 
 
