@@ -15,13 +15,17 @@ writes itself; process 0 keeps the shared directory.
 
 The root is `$RTC_CACHE_DIR` if set, else `~/.cache/rtc` (or
 `/tmp/rtc-cache-<uid>` where there is no writable home, as under
-`bazel test`). `RTC_CACHE_DIR=off` disables both. Only programs that took
+`bazel test`). `RTC_CACHE_DIR=off` disables both. With `RTC_COMPILE_LOG`
+set, every program's trace, lowering and compile time is logged
+(rtc.common.base.compile_log). Only programs that took
 at least `$RTC_CACHE_MIN_COMPILE_SECS` (default 0.5) to compile are kept.
 """
 
 import os
 
 import jax
+
+from rtc.common.base import compile_log
 
 MIN_SECONDS_ENV = 'RTC_CACHE_MIN_COMPILE_SECS'
 
@@ -60,6 +64,8 @@ def enable_compilation_cache() -> str | None:
   jax.config.update('jax_persistent_cache_min_compile_time_secs',
                     float(os.environ.get(MIN_SECONDS_ENV, '0.5')))
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+  if os.environ.get(compile_log.ENV):
+    compile_log.install(os.environ[compile_log.ENV])
   return path
 
 
