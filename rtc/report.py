@@ -312,7 +312,8 @@ def verdict_table(rows, bases=None, delay: str = 'd',
                   reference: str = 'flow') -> list[str]:
   lines = [f'| comparison | {delay} | difference [95% interval] | verdict |',
            '|---|---|---|---|']
-  for c in stats.comparisons(rows, reference_policy=reference, bases=bases):
+  for c in (stats.comparisons(rows, reference_policy=reference, bases=bases)
+            + stats.gain_comparisons(rows, reference_policy=reference)):
     lines.append(f'| {c.label} | {c.delay} | '
                  f'{stats.format_interval(c.difference, signed=True)} | '
                  f'{c.difference.verdict} |')

@@ -172,6 +172,10 @@ class ReportTest(absltest.TestCase):
                      r'no detectable difference \|')
     self.assertRegex(self.text, r'\| realtime: dd - flow \| 2 \| [^|]+\| '
                      r'worse \|')
+    # dd's gain over its naive minus flow's: -0.58, -0.55.
+    self.assertIn(f'| realtime - naive: dd - flow | 2 | -0.565 '
+                  f'[{-0.565 - t1 * 0.015:+.3f}, {-0.565 + t1 * 0.015:+.3f}] '
+                  '| worse |', self.text)
     self.assertIn('2 replicate(s)', self.text)
     self.assertIn('100 evaluation episodes per point and level', self.text)
     for name in report.INTERVAL_FIGURES:

@@ -16,6 +16,10 @@ the column is replicate 0).
   minus each of the base's methods. A difference is
   "better" when its interval lies above 0, "worse" below, else "no
   detectable difference" (with one replicate there is no interval).
+* `gain_comparisons`: a method's gain over its policy's naive minus the
+  reference policy's gain with the same method (a difference of paired
+  differences, within replicate): does a real-time method help this policy
+  more than it helps flow?
 
 Each (policy, method, delay) uses one execution horizon: the one with the
 highest mean over levels and replicates (rtc.common.bc.results.summarise).
@@ -138,9 +142,14 @@ class Comparison:
   of_methods: bool  # True: method - reference method; False: policies.
   # Set: `method` of `policy` minus method `reference` of this policy.
   reference_policy: str = ''
+  # Set: (method - `gain_over`) of `policy` minus the same of `reference`.
+  gain_over: str = ''
 
   @property
   def label(self) -> str:
+    if self.gain_over:
+      return (f'{self.method} - {self.gain_over}: {self.policy} - '
+              f'{self.reference}')
     if self.reference_policy:
       return (f'{self.policy} {self.method} - {self.reference_policy} '
               f'{self.reference}')
@@ -152,12 +161,19 @@ class Comparison:
 def paired(cell: dict, reference: dict) -> Optional[Interval]:
   """The paired difference of two cells: per replicate both hold, the mean
   over their common levels of (cell - reference); None if none is shared."""
+  return contrast([(1, cell), (-1, reference)])
+
+
+def contrast(terms) -> Optional[Interval]:
+  """sum(sign * cell) over `terms` [(sign, cell)], paired: per replicate
+  every cell holds, the mean over the levels they all hold; None if no
+  replicate has a level in all of them."""
   diffs = []
-  for rep in sorted(set(cell) & set(reference)):
-    levels = sorted(set(cell[rep]) & set(reference[rep]))
+  for rep in sorted(set.intersection(*(set(c) for _, c in terms))):
+    levels = sorted(set.intersection(*(set(c[rep]) for _, c in terms)))
     if levels:
-      diffs.append(np.mean([cell[rep][lv][METRIC] -
-                            reference[rep][lv][METRIC] for lv in levels]))
+      diffs.append(np.mean([sum(sign * c[rep][lv][METRIC]
+                                for sign, c in terms) for lv in levels]))
   return t_interval(diffs) if diffs else None
 
 
@@ -205,6 +221,31 @@ def comparisons(rows, reference_method: str = 'naive',
         diff = ref and paired(cells[(p, method, delay)], ref)
         if diff:
           out.append(Comparison(p, method, other, delay, diff, True, base))
+  return out
+
+
+def gain_comparisons(rows, reference_method: str = 'naive',
+                     reference_policy: str = 'flow') -> list[Comparison]:
+  """For each policy but `reference_policy`, each method but
+  `reference_method` and each delay where both policies have both methods:
+  (method - reference_method) of the policy minus the same of
+  `reference_policy`, paired within replicate."""
+  cells = _cells(rows)
+  out = []
+  for p in policies(rows):
+    if p == reference_policy:
+      continue
+    for (q, method, delay) in sorted(cells, key=str):
+      keys = [(q, method, delay), (q, reference_method, delay),
+              (reference_policy, method, delay),
+              (reference_policy, reference_method, delay)]
+      if q != p or method == reference_method or not all(
+          k in cells for k in keys):
+        continue
+      diff = contrast([(s, cells[k]) for s, k in zip((1, -1, -1, 1), keys)])
+      if diff:
+        out.append(Comparison(p, method, reference_policy, delay, diff,
+                              False, gain_over=reference_method))
   return out
 
 

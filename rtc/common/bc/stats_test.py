@@ -85,6 +85,40 @@ class PlantedTest(absltest.TestCase):
     self.assertAlmostEqual(worse.hi, -0.565 + T1 * 0.035, places=9)
     self.assertEqual(worse.verdict, stats.WORSE)
 
+  def test_gain_against_the_reference_policys_gain(self):
+    # (dd realtime - dd naive) - (flow realtime - flow naive), per
+    # replicate: (-0.30 - 0.28, -0.23 - 0.32) = (-0.58, -0.55); standard
+    # error 0.015.
+    found = stats.gain_comparisons(self.rows)
+    self.assertLen(found, 1)
+    gain = found[0]
+    self.assertEqual((gain.policy, gain.method, gain.reference, gain.delay),
+                     ('dd', 'realtime', 'flow', 2))
+    self.assertEqual(gain.label, 'realtime - naive: dd - flow')
+    self.assertAlmostEqual(gain.difference.mean, -0.565, places=12)
+    self.assertAlmostEqual(gain.difference.hi, -0.565 + T1 * 0.015, places=9)
+    self.assertEqual(gain.difference.verdict, stats.WORSE)
+    # It is the difference of the two paired differences it combines.
+    by = {c.label: c.difference.mean for c in stats.comparisons(self.rows)}
+    self.assertAlmostEqual(
+        gain.difference.mean,
+        by['dd: realtime - naive'] - by['flow: realtime - naive'], places=12)
+    # Against dd as the reference: flow's gain minus dd's, the opposite.
+    flipped = stats.gain_comparisons(self.rows, reference_policy='dd')
+    self.assertEqual([c.label for c in flipped],
+                     ['realtime - naive: flow - dd'])
+    self.assertAlmostEqual(flipped[0].difference.mean, 0.565, places=12)
+    # Only replicates that hold all four cells count; a policy without
+    # naive has no gain.
+    planted = {k: v for k, v in stats_testing.PLANTED.items()
+               if k != ('dd', 'naive', 1)}
+    one = stats.gain_comparisons(stats_testing.rows(planted))
+    self.assertEqual(one[0].difference.replicates, 1)
+    self.assertAlmostEqual(one[0].difference.mean, -0.58, places=12)
+    planted = {k: v for k, v in stats_testing.PLANTED.items()
+               if k[:2] != ('dd', 'naive')}
+    self.assertEqual(stats.gain_comparisons(stats_testing.rows(planted)), [])
+
   def test_training_time_policy_against_its_base(self):
     # flow_tt's training_time: 0.90 / 0.80 (level means) in replicates 0 / 1;
     # minus flow naive (0.50, 0.60): 0.40, 0.20; minus flow realtime
