@@ -153,20 +153,27 @@ def check_counts(num_evals: int, num_steps: int, prefix: str = '') -> None:
                        validate.SWEEP['num_flow_steps'], prefix=prefix)
 
 
-def make_evaluator(policy, levels: envs.Levels, method: rollout.Method,
-                   num_evals: int, num_steps: int,
-                   shard: sharding.LevelSharding,
+def make_evaluator(policy, levels: envs.Levels, method, num_evals: int,
+                   num_steps: int, shard: sharding.LevelSharding,
                    legacy_episode_end: bool = False) -> Callable:
-  """A compiled (params, weak, keys, states, d, s) -> metrics over levels."""
+  """A compiled (params, weak, keys, states, d, s) -> metrics over levels.
+
+  `method`: an rtc.common.env.rollout.Method; or a tuple of them, and the
+  function takes a last argument, the index of the method to run (one
+  program for every method of a sweep: the physics compiles once).
+  """
   env = envs.BatchedEnv.for_levels(levels, num_evals,
                                    legacy_episode_end=legacy_episode_end)
 
   def one_level(params, weak_params, key_data, level, delay,
-                execute_horizon):
+                execute_horizon, method_index=0):
     key = jax.random.wrap_key_data(key_data)
     return rollout.rollout(policy, env, method, num_steps, params,
-                           weak_params, key, level, delay, execute_horizon)
+                           weak_params, key, level, delay, execute_horizon,
+                           method_index=method_index)
 
+  if isinstance(method, tuple):
+    return shard.map(one_level, in_axes=(0, 0, 0, 0, None, None, None))
   return shard.map(one_level, in_axes=(0, 0, 0, 0, None, None))
 
 
@@ -243,18 +250,18 @@ def run_sweep(policy, levels: envs.Levels, params, spec: SweepSpec,
   keys_p = shard.pad(jax.random.key_data(keys))
   states_p = shard.pad(levels.states)
   bar = progress.Progress(len(todo), 'points', label)
-  evaluators = {}
+  # One program for every method of the sweep (not only those left, so a
+  # resumed sweep runs the program it ran before).
+  methods = tuple(dict.fromkeys(m for m, _, _, _ in points))
+  evaluate = make_evaluator(policy, levels, methods, spec.num_evals,
+                            spec.num_steps, shard, spec.legacy_episode_end)
   outputs = {}  # Cost-adjusted d0s may share a (method, d, s).
   for n, (method, d, s, extra) in enumerate(todo):
     rollout.check_delay_horizon(d, s, policy.chunk_size)
-    if method not in evaluators:
-      evaluators[method] = make_evaluator(policy, levels, method,
-                                          spec.num_evals, spec.num_steps,
-                                          shard, spec.legacy_episode_end)
     t0 = time.time()
     if (method, d, s) not in outputs:
-      outputs[(method, d, s)] = shard.unpad(
-          evaluators[method](params_p, weak_p, keys_p, states_p, d, s))
+      outputs[(method, d, s)] = shard.unpad(evaluate(
+          params_p, weak_p, keys_p, states_p, d, s, methods.index(method)))
     out = outputs[(method, d, s)]
     rows = []
     for i, col in enumerate(level_cols):

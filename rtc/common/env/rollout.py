@@ -18,7 +18,9 @@ The first chunk comes from `action`. Metrics are the means over environments
 of the first finished episode's return, length and solved flag.
 
 d and s are traced values (masks and dynamic loop bounds), so each policy kind
-and method compiles once for a whole sweep. Only the first episode counts, so
+and method compiles once for a whole sweep. Given a tuple of methods, the
+rollout picks one by a traced index (`lax.switch`): a sweep's methods share
+one program, whose environment physics is traced and compiled once. Only the first episode counts, so
 the loop stops as soon as every environment has finished one (or after
 `max_steps` environment steps); every cycle calls the policy exactly once and
 steps the environments exactly s times.
@@ -97,6 +99,22 @@ def next_chunk(policy, method: Method, params, weak_params, key, obs,
   raise ValueError(method.name)
 
 
+def next_chunk_of(policy, methods, method_index, params, weak_params, key,
+                  obs, num_steps: int, prev_chunk, delay, execute_horizon):
+  """next_chunk of `methods[method_index]` (a traced index; with one method
+  that method's chunk, with no switch)."""
+  args = (params, weak_params, key, obs, num_steps, prev_chunk, delay,
+          execute_horizon)
+  if len(methods) == 1:
+    return next_chunk(policy, methods[0], *args)
+  return jax.lax.switch(method_index, [
+      lambda m=m: next_chunk(policy, m, *args) for m in methods])
+
+
+def _methods(method) -> tuple:
+  return tuple(method) if isinstance(method, (tuple, list)) else (method,)
+
+
 def shift_chunk(chunk: jax.Array, shift) -> jax.Array:
   """chunk[:, i + shift] for i + shift < H, else 0 ([B, H, A])."""
   chunk_size = chunk.shape[1]
@@ -105,25 +123,28 @@ def shift_chunk(chunk: jax.Array, shift) -> jax.Array:
   return jnp.where((src < chunk_size)[None, :, None], out, 0.0)
 
 
-def rollout(policy, env, method: Method, num_steps: int, params,
+def rollout(policy, env, method, num_steps: int, params,
             weak_params, key: jax.Array, level, delay, execute_horizon,
-            max_steps: Optional[int] = None):
+            max_steps: Optional[int] = None, method_index=0):
   """Runs env.num_envs episodes of one level; returns first-episode metrics.
 
   `env` is an rtc.common.env.envs.BatchedEnv (or anything with its interface).
+  `method`: a Method, or a tuple of them of which `method_index` (traced)
+  picks one.
   """
   state, steps = rollout_state(policy, env, method, num_steps, params,
                                weak_params, key, level, delay,
-                               execute_horizon, max_steps)
+                               execute_horizon, max_steps, method_index)
   metrics = envs.first_episode_metrics(state.stats)
   metrics['env_steps'] = steps
   return metrics
 
 
-def rollout_state(policy, env, method: Method, num_steps: int, params,
+def rollout_state(policy, env, method, num_steps: int, params,
                   weak_params, key: jax.Array, level, delay, execute_horizon,
-                  max_steps: Optional[int] = None):
+                  max_steps: Optional[int] = None, method_index=0):
   """The rollout loop; returns (final env state, environment steps run)."""
+  methods = _methods(method)
   if max_steps is None:
     max_steps = int(env.env_params.max_timesteps)
   key, reset_key, first_key = jax.random.split(key, 3)
@@ -137,8 +158,9 @@ def rollout_state(policy, env, method: Method, num_steps: int, params,
   def cycle(carry):
     key, obs, state, prev_chunk, steps = carry
     key, policy_key = jax.random.split(key)
-    new = next_chunk(policy, method, params, weak_params, policy_key, obs,
-                     num_steps, prev_chunk, delay, execute_horizon)
+    new = next_chunk_of(policy, methods, method_index, params, weak_params,
+                        policy_key, obs, num_steps, prev_chunk, delay,
+                        execute_horizon)
 
     def env_step(j, inner):
       key, obs, state = inner

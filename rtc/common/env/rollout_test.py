@@ -101,7 +101,56 @@ def run(d, s):
   return state, steps
 
 
+class MethodPolicy(FakePolicy):
+  """Each method's chunks carry their own offset (OFFSETS)."""
+
+  def realtime_action(self, params, key, obs, num_steps, prev_chunk, delay,
+                      overlap, schedule, *unused):
+    del params, key, num_steps, prev_chunk, delay, overlap, unused
+    return self._chunk(obs, OFFSETS['hard_masking' if schedule == 'zeros'
+                                    else 'realtime'])
+
+  def bid_action(self, params, key, obs, *unused):
+    return self._chunk(obs, OFFSETS['bid'])
+
+  def training_time_action(self, params, key, obs, *unused):
+    return self._chunk(obs, OFFSETS['training_time'])
+
+
+OFFSETS = {'naive': 0.0, 'realtime': 1000.0, 'hard_masking': 2000.0,
+           'bid': 3000.0, 'training_time': 4000.0}
+SWITCH_TRACES = []
+
+
+@jax.jit
+def run_any(index, d, s):
+  SWITCH_TRACES.append(1)
+  state, _ = rollout.rollout_state(
+      MethodPolicy(), FakeEnv(), tuple(rollout.Method(m) for m in OFFSETS),
+      1, None, None, jax.random.key(0), None, d, s, max_steps=MAX_STEPS,
+      method_index=index)
+  return state
+
+
 class RolloutTest(parameterized.TestCase):
+
+  def test_a_traced_index_picks_the_method(self):
+    # One program for every method: after the first chunk (from `action`),
+    # action j >= d of cycle k comes from method `index`'s chunk.
+    d, s = 1, 3
+    for i, name in enumerate(OFFSETS):
+      log = np.asarray(run_any(i, d, s).log)
+      for t in range(s, 4 * s):
+        k, j = divmod(t, s)
+        if j >= d:
+          np.testing.assert_array_equal(
+              log[0, t], (OFFSETS[name] + k * s, j), err_msg=f'{name} t={t}')
+    self.assertLen(SWITCH_TRACES, 1)
+    # A one-method tuple is that method, with no switch.
+    state, _ = rollout.rollout_state(
+        MethodPolicy(), FakeEnv(), (rollout.Method('bid'),), 1, None, None,
+        jax.random.key(0), None, d, s, max_steps=MAX_STEPS)
+    self.assertEqual(float(state.log[0, s + d, 0]), OFFSETS['bid'] + s)
 
   @parameterized.parameters((0, 1), (1, 1), (1, 3), (2, 4), (3, 5), (0, 8),
                             (4, 4), (2, 3))
