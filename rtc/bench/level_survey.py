@@ -12,14 +12,15 @@ vmapped):
 2. `data`: the quickstart-preset expert data, for the levels whose experts
    end at solve rate >= `--threshold` (mean over seeds);
 3. `flow_train`: the quickstart's small flow policy on those levels;
-4. `flow_eval`: naive at d = 0 and d = 4, realtime at d = 4 (s = max(1, d)),
+4. `flow_eval`: naive and realtime at d = 0 and d = 4 (s = max(1, d)),
    `--num_evals` episodes per point.
 
 Then `survey.csv` (and `--csv`): level, the experts' final solve rate,
 their minutes (the class's expert wall time over its levels: levels train
-together), the update at which they first reach the threshold, the three
-flow solve rates, the drop d = 0 -> 4 and whether the level qualifies for
-the CPU suite (expert >= threshold, naive drops by >= `--min_drop`).
+together), the update at which they first reach the threshold, three
+flow solve rates, the drop d = 0 -> 4, whether the level qualifies for
+the CPU suite (expert >= threshold, naive drops by >= `--min_drop`), and
+realtime's solve rate at d = 0.
 
 Every stage of every class resumes (rtc.pipeline's stage markers under
 `<output_dir>/<class>/stages/`); progress lines carry the time left.
@@ -48,9 +49,12 @@ from rtc import stages
 
 COLUMNS = ('level', 'expert_solve_rate', 'expert_minutes',
            'expert_update_reaching_threshold', 'flow_naive_d0',
-           'flow_naive_d4', 'flow_realtime_d4', 'naive_drop', 'qualifies')
-# (method, delay) points of the flow evaluation.
-POINTS = (('naive', 0), ('naive', 4), ('realtime', 4))
+           'flow_naive_d4', 'flow_realtime_d4', 'naive_drop', 'qualifies',
+           'flow_realtime_d0')
+# (method, delay) points of the flow evaluation: every method at every
+# delay, one sweep and so one rollout program (realtime at d = 0, the last
+# column, came with it).
+POINTS = (('naive', 0), ('naive', 4), ('realtime', 4), ('realtime', 0))
 
 
 def shipped_levels(size: str) -> tuple[str, ...]:
@@ -148,14 +152,11 @@ class SizeClass:
         c[k] = v
     run_dir = os.path.join(self.out, 'logs-flow', self.NAME)
     out = os.path.join(self.out, 'eval_flow')
-    path = None
-    for method in sorted({m for m, _ in POINTS}):
-      with c.unlocked():
-        c.methods = method
-        c.delays = ','.join(str(d) for m, d in POINTS if m == method)
-      path = evaluate.evaluate(c, run_dir, out, registry.make_policy('flow'),
-                               'flow', log=self.log)
-    return {'results': path}
+    with c.unlocked():
+      c.methods = ','.join(dict.fromkeys(m for m, _ in POINTS))
+      c.delays = ','.join(str(d) for d in sorted({d for _, d in POINTS}))
+    return {'results': evaluate.evaluate(
+        c, run_dir, out, registry.make_policy('flow'), 'flow', log=self.log)}
 
   def rows(self) -> list[dict]:
     """One survey row per level of the class."""
