@@ -32,6 +32,8 @@ CASES = (
      rf'--rounds {COUNT}, got 0\.'),
     ('gpu_check', 'rtc.bench.gpu_check', '--ppo_seconds=nan',
      r'--ppo_seconds must be > 0 \(a finite number\), got nan\.'),
+    ('sweep_program', 'rtc.bench.sweep_program', '--num_evals=0',
+     rf'--num_evals {COUNT}, got 0\.'),
     ('plot', 'rtc.plot', '--execute_horizon=0',
      r'--execute_horizon must be >= 1 \(an integer\), or unset, got 0\.'),
 )
