@@ -94,10 +94,10 @@ def main(argv):
   differ = sorted(k for k in together if together[k] != apart.get(k))
   for k in sorted(together):
     t = together[k]
+    note = '  DIFFERS from one program per method' if k in differ else ''
     print(f'{k[0]} d={k[1]}: solved {t["returned_episode_solved"]} return '
           f'{t["returned_episode_returns"]} length '
-          f'{t["returned_episode_lengths"]}'
-          f'{"" if k not in differ else "  DIFFERS from one program per method"}')
+          f'{t["returned_episode_lengths"]}{note}')
   print(f'{len(together)} rows; every column equal to one program per '
         f'method: {not differ and together.keys() == apart.keys()}')
   if differ or together.keys() != apart.keys():

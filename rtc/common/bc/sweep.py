@@ -158,8 +158,8 @@ def make_evaluator(policy, levels: envs.Levels, method, num_evals: int,
                    legacy_episode_end: bool = False) -> Callable:
   """A compiled (params, weak, keys, states, d, s) -> metrics over levels.
 
-  `method`: an rtc.common.env.rollout.Method; or a tuple of them, and the
-  function takes a last argument, the index of the method to run (one
+  `method`: an rtc.common.env.rollout.Method; or a tuple (or list) of them,
+  and the function takes a last argument, the index of the method to run (one
   program for every method of a sweep: the physics compiles once).
   """
   env = envs.BatchedEnv.for_levels(levels, num_evals,
@@ -172,7 +172,7 @@ def make_evaluator(policy, levels: envs.Levels, method, num_evals: int,
                            weak_params, key, level, delay, execute_horizon,
                            method_index=method_index)
 
-  if isinstance(method, tuple):
+  if isinstance(method, (tuple, list)):
     return shard.map(one_level, in_axes=(0, 0, 0, 0, None, None, None))
   return shard.map(one_level, in_axes=(0, 0, 0, 0, None, None))
 

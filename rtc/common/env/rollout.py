@@ -20,10 +20,10 @@ of the first finished episode's return, length and solved flag.
 d and s are traced values (masks and dynamic loop bounds), so each policy kind
 and method compiles once for a whole sweep. Given a tuple of methods, the
 rollout picks one by a traced index (`lax.switch`): a sweep's methods share
-one program, whose environment physics is traced and compiled once. Only the first episode counts, so
-the loop stops as soon as every environment has finished one (or after
-`max_steps` environment steps); every cycle calls the policy exactly once and
-steps the environments exactly s times.
+one program, whose environment physics is traced and compiled once. Only
+the first episode counts, so the loop stops as soon as every environment
+has finished one (or after `max_steps` environment steps); every cycle calls
+the policy exactly once and steps the environments exactly s times.
 """
 
 import dataclasses
