@@ -66,7 +66,8 @@ def bc_train(logdir: str, model_config) -> config_dict.ConfigDict:
   c.run_path = ''
   # Comma-separated level ids ('' = every dataset in run_path/data).
   c.levels = ''
-  # Level directory ('' = the levels kinetix-env ships).
+  # Level directory ('' = the expert run's own, from its config.json, else
+  # the levels kinetix-env ships).
   c.worlds_dir = ''
   c.logdir = logdir
   # '' = the date and time; an existing run's name resumes it.

@@ -101,7 +101,9 @@ class LevelSurveyTest(absltest.TestCase):
   def test_bad_flags_are_one_error_line(self):
     for flag, says in (('--expert_updates=-1', '--expert_updates must be'),
                        ('--classes=x', 'unknown size class'),
-                       ('--num_evals=0', '--num_evals must be')):
+                       ('--num_evals=0', '--num_evals must be'),
+                       (f'--worlds_dir={self.out}/none',
+                        f'--worlds_dir={self.out}/none is not a folder')):
       proc = subprocess.run(
           [sys.executable, '-m', 'rtc.bench.level_survey', flag,
            f'--output_dir={self.out}/bad'], capture_output=True, text=True,

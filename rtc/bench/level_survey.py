@@ -3,7 +3,9 @@ r"""Which levels kinetix-env ships show the effect of inference delay on a CPU?
   bazel run //rtc/bench:level_survey [-- --output_dir=level_survey_output \
       --csv=docs/level_survey.csv]
 
-For every small (`s/`) and medium (`m/`) level kinetix-env ships, per size
+For every small (`s/`) and medium (`m/`) level kinetix-env ships (or, with
+`--worlds_dir`, every level of another folder such as this repository's
+`worlds/`, made by `bazel run //rtc/bench:unicycle_worlds`), per size
 class (a class shares its static parameters, so its levels train together,
 vmapped):
 
@@ -57,12 +59,18 @@ COLUMNS = ('level', 'expert_solve_rate', 'expert_minutes',
 POINTS = (('naive', 0), ('naive', 4), ('realtime', 4), ('realtime', 0))
 
 
-def shipped_levels(size: str) -> tuple[str, ...]:
-  """Every level id kinetix-env ships under `<size>/`, sorted."""
-  root = os.path.join(level_ids.package_worlds_dir(), size)
-  if not os.path.isdir(root):
-    raise FileNotFoundError(f'{root} not found: is kinetix-env installed '
-                            '(tools/setup.sh)?')
+def shipped_levels(size: str, worlds_dir: str = '') -> tuple[str, ...]:
+  """Every level id under `<size>/` of `worlds_dir` (default: the levels
+  kinetix-env ships), sorted; () if the folder has no such class."""
+  if worlds_dir:
+    root = os.path.join(level_ids.resolve_worlds_dir(worlds_dir), size)
+    if not os.path.isdir(root):
+      return ()
+  else:
+    root = os.path.join(level_ids.package_worlds_dir(), size)
+    if not os.path.isdir(root):
+      raise FileNotFoundError(f'{root} not found: is kinetix-env installed '
+                              '(tools/setup.sh)?')
   return tuple(sorted(f'{size}/{f}' for f in os.listdir(root)
                       if f.endswith('.json')))
 
@@ -199,10 +207,13 @@ def write_csv(path: str, rows: list[dict]) -> None:
 
 def survey(classes: dict, output_dir: str, threshold: float,
            min_drop: float, num_evals: int, preset: str = '',
-           expert_updates: int = 0, log=print) -> list[dict]:
+           expert_updates: int = 0, worlds_dir: str = '',
+           log=print) -> list[dict]:
   """Runs every class ({name: level ids}); returns the survey rows.
 
-  `expert_updates` > 0 replaces the quickstart expert's PPO updates.
+  `expert_updates` > 0 replaces the quickstart expert's PPO updates;
+  `worlds_dir` (absolute, or '' for kinetix-env's) holds the levels, and
+  every later stage reads it from the expert run.
   """
   out = paths.resolve(output_dir)
   t0 = time.time()
@@ -213,6 +224,7 @@ def survey(classes: dict, output_dir: str, threshold: float,
     config = quickstart_config.get_config(preset)
     config.output_dir = os.path.join(out, name)
     config.expert.levels = ','.join(ids)
+    config.expert.worlds_dir = worlds_dir
     config.eval.num_evals = num_evals
     if expert_updates:
       config.expert.num_updates = expert_updates
@@ -233,7 +245,10 @@ flags.DEFINE_string('csv', '', 'Also copy survey.csv here (e.g. '
                     'docs/level_survey.csv).')
 flags.DEFINE_list('classes', ['m', 's'], 'Size classes to survey.')
 flags.DEFINE_list('levels', [], 'Only these level ids (default: every '
-                  'shipped level of each class).')
+                  'level of each class under --worlds_dir).')
+flags.DEFINE_string('worlds_dir', '', 'A folder of levels (<class>/*.json, '
+                    'e.g. worlds/ of this repository); default: the levels '
+                    'kinetix-env ships.')
 flags.DEFINE_float('threshold', 0.9, 'Expert solve rate a level needs.')
 flags.DEFINE_float('min_drop', 0.2, 'Naive flow drop d = 0 -> 4 a suite '
                    'level needs.')
@@ -259,9 +274,14 @@ def main(argv):
   if unknown:
     raise ValueError(f'--classes: unknown size class {unknown[0]!r}; use '
                      's, m or l (kinetix-env level folders).')
+  worlds_dir = paths.resolve(FLAGS.worlds_dir)
+  if worlds_dir and not os.path.isdir(worlds_dir):
+    raise ValueError(f'--worlds_dir={worlds_dir} is not a folder: point it '
+                     'at one holding <class>/*.json (e.g. worlds), or leave '
+                     'it empty for the levels kinetix-env ships.')
   classes = {}
   for size in FLAGS.classes:
-    ids = shipped_levels(size)
+    ids = shipped_levels(size, worlds_dir)
     if FLAGS.levels:
       ids = tuple(i for i in level_ids.parse_levels(FLAGS.levels)
                   if i.startswith(size + '/'))
@@ -269,9 +289,12 @@ def main(argv):
       classes[size] = ids
   if not classes:
     raise ValueError(f'No level to survey: --levels={",".join(FLAGS.levels)} '
-                     f'names none of the classes {FLAGS.classes}.')
+                     f'names none of the classes {FLAGS.classes}'
+                     + (f' under --worlds_dir={worlds_dir}.' if worlds_dir
+                        else '.'))
   rows = survey(classes, FLAGS.output_dir, FLAGS.threshold, FLAGS.min_drop,
-                FLAGS.num_evals, expert_updates=FLAGS.expert_updates)
+                FLAGS.num_evals, expert_updates=FLAGS.expert_updates,
+                worlds_dir=worlds_dir)
   if FLAGS.csv:
     write_csv(paths.resolve(FLAGS.csv), rows)
   print(results_table(rows))

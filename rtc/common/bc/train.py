@@ -176,7 +176,10 @@ def _load(config) -> _Inputs:
   if config.eval.execute_horizons:  # Checked before any training.
     sweep.check_counts(int(config.eval.num_evals),
                        int(config.eval.num_flow_steps), 'eval.')
-  worlds_dir = paths.resolve(config.worlds_dir)
+  # '' = the expert run's own worlds directory (its config.json), as data
+  # generation and evaluation read it, else kinetix-env's levels.
+  worlds_dir = paths.resolve(config.worlds_dir) or (
+      (runs.read_run_config(run_path) or {}).get('worlds_dir') or None)
   level_ids = (envs.parse_levels(config.levels) if config.levels else
                runs.data_level_ids(run_path, worlds_dir))
   levels = envs.load_levels(level_ids, worlds_dir)

@@ -16,8 +16,10 @@ import numpy as np
 
 from rtc.common.base import cache
 from rtc.common.bc import checkpoints
+from rtc.common.bc import runs
 from rtc.common.bc import summary
 from rtc.common.bc import train
+from rtc.common.env import envs
 from rtc.common.testlib import testing
 from rtc.common.testlib import toy_family
 
@@ -153,6 +155,27 @@ class TrainLoopTest(absltest.TestCase):
                                                             LEVEL_NAME))
     self.assertFalse(np.array_equal(fresh['toy_out']['w'],
                                     b['toy_out']['w']))
+
+  def test_worlds_dir_defaults_to_the_expert_runs(self):
+    # Levels from another folder: the expert run's config.json names it,
+    # and training with worlds_dir '' finds them there, as data generation
+    # and evaluation do.
+    worlds = os.path.join(self.root, 'own_worlds')
+    os.makedirs(os.path.join(worlds, 's'))
+    shutil.copy(os.path.join(envs.package_worlds_dir(), testing.TINY_LEVEL),
+                os.path.join(worlds, 's', 'own_level.json'))
+    expert = testing.make_expert_run(os.path.join(self.root, 'own_expert'),
+                                     level_ids=('s/own_level.json',))
+    runs.write_run_config(expert, {'kind': 'expert', 'worlds_dir': worlds})
+    run = _train(expert, os.path.join(self.root, 'own_logs'), num_epochs=1)
+    info = runs.read_run_config(run)
+    self.assertEqual(info['worlds_dir'], worlds)
+    self.assertEqual(info['level_names'], ['worlds_s_own_level'])
+    # Without that record the level is not found, with one error line.
+    os.remove(os.path.join(expert, runs.CONFIG_FILE))
+    with self.assertRaisesRegex(FileNotFoundError, 'named worlds_s_own_level'
+                                '.*set --config.worlds_dir'):
+      _train(expert, os.path.join(self.root, 'own_logs2'), num_epochs=1)
 
   def test_nan_loss_stops_and_keeps_checkpoint(self):
     expert = os.path.join(self.root, 'nan_expert')
