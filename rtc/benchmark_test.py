@@ -3,7 +3,13 @@
 Both run every stage for real (PPO, data, training, sweeps) at toy sizes
 (configs/quickstart.py:test): the survey's table, the benchmark's per-level
 rows, means, figures and report, and that a re-run of either redoes
-nothing.
+nothing. The benchmark is the quickstart's pipeline (rtc.quickstart.run
+under another name and preset), so its run also carries the quickstart's
+end-to-end checks: every output there and well formed, TensorBoard logs for
+every stage, the report's Settings as the stages recorded them, and an
+interrupted evaluation resuming without redoing finished points. (One
+pipeline run serves both: a second, one-level run of the same code cost the
+cold suite about 150 s.)
 """
 
 import csv
@@ -24,6 +30,9 @@ from rtc import benchmark
 from rtc.common.base import cache
 from rtc.common.base import paths
 from rtc.common.bc import results
+from rtc.common.bc import summary
+from rtc.common.bc import sweep
+from rtc import quickstart
 
 LEVELS = ('m/h0_unicycle', 'm/h4_thrust_the_needle')
 # The benchmark mixes sizes as the suite does: the s/ level is padded.
@@ -138,7 +147,74 @@ class BenchmarkTest(absltest.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     cls.out = tempfile.mkdtemp()
-    benchmark.run(_benchmark_config(cls.out), log=lambda _: None)
+    cls.logs = []
+    benchmark.run(_benchmark_config(cls.out), log=cls.logs.append)
+
+  def test_outputs_exist_and_are_well_formed(self):
+    with open(os.path.join(self.out, 'results.csv'), newline='') as f:
+      reader = csv.DictReader(f)
+      rows = list(reader)
+    self.assertEqual(tuple(reader.fieldnames), results.COMBINED_COLUMNS)
+    # 2 policies x 2 methods x 2 delays (s = max(1, d)) x 2 levels.
+    self.assertLen(rows, 16)
+    self.assertEqual({(r['policy'], r['method'], r['delay'],
+                       r['execute_horizon']) for r in rows},
+                     {(p, m, d, s) for p in ('flow', 'dd')
+                      for m in ('naive', 'realtime')
+                      for d, s in (('0', '1'), ('2', '2'))})
+    for r in rows:
+      self.assertTrue(0.0 <= float(r['returned_episode_solved']) <= 1.0)
+      # Provenance: replicate 0 runs with the stage options' seeds.
+      self.assertEqual((r['replicate'], r['expert_seed'], r['eval_seed'],
+                        r['num_evals']), ('0', '0', '0', '4'))
+      self.assertEqual(r['run_dir'], f'logs-{r["policy"]}/benchmark')
+    with open(os.path.join(self.out, 'report.md')) as f:
+      report = f.read()
+    for text in ('| method | d=0 | d=2 |', '### flow',
+                 '### discrete diffusion', '| expert |', '| dd_eval |',
+                 '| total |', 'mean_solve_rate_vs_delay.png'):
+      self.assertIn(text, report)
+    # TensorBoard logs for every stage.
+    for tb in ('logs-expert/benchmark/tb', 'logs-flow/benchmark/tb',
+               'logs-dd/benchmark/tb', 'tb/data', 'tb/flow_eval',
+               'tb/dd_eval'):
+      scalars = summary.read_scalars(os.path.join(self.out, tb))
+      self.assertNotEmpty(scalars, tb)
+    pipe = quickstart.make_pipeline(_benchmark_config(self.out),
+                                    benchmark.NAME)
+    for stage in pipe.stages:
+      self.assertIsNotNone(pipe.finished(stage.id), stage.id)
+    self.assertTrue(any('left (estimate)' in l for l in self.logs))
+    # The Settings are what the stages recorded.
+    settings = report[report.index('## Settings'):]
+    for who, path in (('flow training', 'logs-flow/benchmark/config.json'),
+                      ('dd evaluation', 'eval_dd/eval_settings.json')):
+      block = settings[settings.index(f'#### {who} (`{path}`)'):]
+      block = block[block.index('```json\n') + 8:]
+      with open(os.path.join(self.out, path)) as f:
+        self.assertEqual(json.loads(block[:block.index('```')]),
+                         json.load(f))
+
+  def test_interrupted_eval_resumes(self):
+    path = os.path.join(self.out, 'eval_dd', 'results.csv')
+    with open(path, newline='') as f:
+      rows = list(csv.DictReader(f))
+    # As if dd_eval had been stopped after three of its four points (a
+    # point's rows are its two levels').
+    with open(path, 'w', newline='') as f:
+      w = csv.DictWriter(f, fieldnames=sweep.COLUMNS)
+      w.writeheader()
+      w.writerows(rows[:6])
+    for stage in ('dd_eval', 'report'):
+      os.remove(os.path.join(self.out, 'stages', f'{stage}.json'))
+    logs = []
+    benchmark.run(_benchmark_config(self.out), log=logs.append)
+    self.assertLen([l for l in logs if 'finished earlier' in l], 5)
+    self.assertTrue(any('resuming: 3 of 4' in l for l in logs), logs)
+    with open(path, newline='') as f:
+      again = list(csv.DictReader(f))
+    self.assertEqual(again[:6], rows[:6])
+    self.assertLen(again, 8)
 
   def test_per_level_rows_and_means(self):
     rows = results.read_results(os.path.join(self.out, 'results.csv'))
@@ -171,11 +247,14 @@ class BenchmarkTest(absltest.TestCase):
         self.assertEqual(f.read(8), PNG)
 
   def test_rerun_redoes_nothing(self):
+    path = os.path.join(self.out, 'eval_dd', 'results.csv')
+    before = os.path.getmtime(path)
     logs = []
     benchmark.run(_benchmark_config(self.out), log=logs.append)
     skipped = [l for l in logs if 'finished earlier' in l]
     self.assertLen(skipped, 7)
     self.assertTrue(all(l.startswith('[benchmark]') for l in skipped))
+    self.assertEqual(before, os.path.getmtime(path))
 
   def test_rerun_with_other_policies_redoes_the_report(self):
     # A finished run re-run with fewer (or more) policies: every training

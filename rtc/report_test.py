@@ -127,6 +127,30 @@ class ReportTest(absltest.TestCase):
       report.write(record)
     self.assertFalse(os.path.exists(os.path.join(out, 'report.md')))
 
+  def test_one_level_gets_one_figure(self):
+    # The quickstart's case (one level): solve_rate_vs_delay.png, one panel
+    # per policy, and no mean or per-level figure; several levels get those
+    # two instead (the benchmark; //rtc:benchmark_test runs it).
+    out = absltest.get_default_test_tmpdir() + '/report_one_level'
+    record = make_record(out)
+    for rep in record.replicates:
+      for path in rep.evals.values():
+        with open(path, newline='') as f:
+          rows = list(csv.DictReader(f))
+        stats_testing.write_csv(path, [r for r in rows
+                                       if r['level'] == rows[0]['level']],
+                                columns=sweep.COLUMNS)
+    paths_written = report.write(record)
+    with open(paths_written['report']) as f:
+      text = f.read()
+    with open(os.path.join(out, 'solve_rate_vs_delay.png'), 'rb') as f:
+      self.assertEqual(f.read(8), b'\x89PNG\r\n\x1a\n')
+    self.assertIn('![solve rate vs delay](solve_rate_vs_delay.png)', text)
+    for name in report.figure_names(2):
+      self.assertFalse(os.path.exists(os.path.join(out, name)), name)
+      self.assertNotIn(name, text)
+    self.assertTrue(os.path.exists(os.path.join(self.out, name)), name)
+
   @classmethod
   def setUpClass(cls):
     super().setUpClass()
