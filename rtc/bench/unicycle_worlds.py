@@ -35,6 +35,9 @@ DRIVE = 0  # env_state.joint index of the wheel's motor.
 # centre; shift_x moves the whole unicycle (wheel, post, seat, its joints
 # and thrusters) sideways; motor scales the wheel motor's speed and power.
 VARIANTS = {
+    # The source itself, so one worlds_dir holds a suite of it and its
+    # variants; its level name equals the shipped level's.
+    'h0_unicycle': ('unchanged (kinetix-env\'s m/h0_unicycle)', {}),
     'unicycle_goal_far': ('goal 0.7 further right (x 3.22 -> 3.92)',
                           {'goal_x': 3.92}),
     'unicycle_goal_near': ('goal 0.6 nearer (x 3.22 -> 2.62)',

@@ -10,6 +10,8 @@ import tempfile
 
 from absl.testing import absltest
 from absl.testing import parameterized
+import jax
+import numpy as np
 
 from rtc.bench import unicycle_worlds as uw
 from rtc.common.base import paths
@@ -34,6 +36,7 @@ def _diff(a, b, path=''):
 class UnicycleWorldsTest(parameterized.TestCase):
 
   @parameterized.named_parameters(
+      ('unchanged', {}, []),
       ('goal_x', {'goal_x': 3.92},
        ['/env_state/circle/1/position/0']),
       ('goal_y', {'goal_y': 1.36},
@@ -92,6 +95,12 @@ class UnicycleWorldsTest(parameterized.TestCase):
     self.assertEqual(levels.static_params, shipped.static_params)
     self.assertEqual(list(levels.names),
                      ['worlds_m_' + n for n in uw.VARIANTS])
+    # The unchanged copy plays as the shipped level: same state, same name.
+    i = list(uw.VARIANTS).index('h0_unicycle')
+    self.assertEqual(levels.names[i], shipped.names[0])
+    for a, b in zip(jax.tree.leaves(levels.level(i)),
+                    jax.tree.leaves(shipped.level(0))):
+      np.testing.assert_array_equal(a, b)
 
   def test_bad_out_is_one_error_line(self):
     out = tempfile.mkdtemp()
