@@ -52,6 +52,8 @@ when a module runs as a binary, so both can be imported together.
 Reward shaping: see rtc.expert.ppo (`--config.shaping`).
 """
 
+import collections
+import hashlib
 import json
 import os
 import pickle
@@ -163,6 +165,37 @@ def _saved_update(run_dir: str, units) -> int:
     return 0  # _load_snapshot reports it when the group starts.
 
 
+# Programs traced in this process, by what they compute: a later train() on
+# the same level files, sizes and devices (a resume, a test's next case)
+# reuses the PPO trainer and its jitted init/update instead of tracing
+# Kinetix's step again (20-50 s on two CPU cores). The learning rate and
+# seeds are arguments, not part of the programs. Most recent PROGRAMS_KEPT.
+_PROGRAMS = collections.OrderedDict()
+PROGRAMS_KEPT = 4
+
+
+def _program_key(levels, settings, config) -> tuple:
+  """What the trainer's programs depend on: the level files' bytes, PPO
+  sizes, observation and network sizes, and the devices."""
+  digests = []
+  for path in levels.paths:
+    with open(path, 'rb') as f:
+      digests.append(hashlib.sha256(f.read()).hexdigest())
+  return (tuple(levels.ids), tuple(digests), settings,
+          int(config.obs_history), int(config.hidden_dim),
+          jax.process_count(), jax.device_count())
+
+
+def _cached_trainer(key, make):
+  """(trainer, {units: (shard, (init, update))}) for `key`, made once."""
+  if key not in _PROGRAMS:
+    _PROGRAMS[key] = (make(), {})
+    while len(_PROGRAMS) > PROGRAMS_KEPT:
+      _PROGRAMS.popitem(last=False)
+  _PROGRAMS.move_to_end(key)
+  return _PROGRAMS[key]
+
+
 def _sharded(trainer, shard: sharding.LevelSharding):
   """The sharded init and update of `trainer`."""
   init = shard.map(trainer.init, in_axes=(0, 0, None))
@@ -219,7 +252,11 @@ def _train(config, log: Callable[[str], None]) -> str:
   num_motor = int(levels.static_params.num_motor_bindings)
   agent = agent_lib.ExpertAgent(obs_dim, env.action_dim, num_motor,
                                 int(config.hidden_dim))
-  trainer = ppo.PPO(agent, env, settings)
+  # Groups of the same size share one compiled update, and so do later
+  # calls on the same levels and sizes (_PROGRAMS).
+  trainer, compiled = _cached_trainer(
+      _program_key(levels, settings, config),
+      lambda: ppo.PPO(agent, env, settings))
   if distributed.is_main():
     runs.write_run_config(run_dir, {
         'kind': KIND, 'levels': list(level_ids), 'worlds_dir': worlds_dir,
@@ -249,7 +286,6 @@ def _train(config, log: Callable[[str], None]) -> str:
   writer = (summary.SummaryWriter(os.path.join(run_dir, 'tb'))
             if distributed.is_main() else summary.NullWriter())
   final = {}
-  compiled = {}  # Groups of the same size share one compiled update.
   try:
     for group in groups:
       units = [(s, l) for s in range(num_seeds) for l in group]

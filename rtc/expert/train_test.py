@@ -26,6 +26,7 @@ from rtc.common.testlib import testing
 from rtc.expert import agent as agent_lib
 from rtc.expert import generate_data
 from rtc.expert import level_files
+from rtc.expert import ppo
 from rtc.expert import store
 from rtc.expert import train
 
@@ -177,6 +178,26 @@ class ExpertPipelineTest(absltest.TestCase):
                                 'other settings \\(learning_rate'):
       train.train(tiny_train_config(logdir, learning_rate=1e-3),
                   log=lambda _: None)
+
+  def test_later_runs_reuse_the_traced_programs(self):
+    # Another run on the same level and sizes (other logdir, seed and
+    # learning rate) reuses the class's run's trainer and jitted update:
+    # Kinetix's step is traced once per process, not once per run.
+    key = train._program_key(envs.load_levels((testing.TINY_LEVEL,)),
+                             ppo.Settings.from_config(
+                                 tiny_train_config(self.logdir)),
+                             tiny_train_config(self.logdir))
+    trainer, compiled = train._PROGRAMS[key]
+    train.train(tiny_train_config(os.path.join(self.root, 'again'), seed=7,
+                                  learning_rate=1e-3), log=lambda _: None)
+    self.assertIs(train._PROGRAMS[key][0], trainer)
+    (_, (init, update)), = compiled.values()
+    self.assertEqual((init._cache_size(), update._cache_size()), (1, 1))
+    # Other sizes are other programs: a new trainer.
+    bigger = tiny_train_config(self.logdir, hidden_dim=2 * HIDDEN)
+    self.assertNotEqual(train._program_key(
+        envs.load_levels((testing.TINY_LEVEL,)), ppo.Settings.from_config(bigger),
+        bigger), key)
 
   def test_corrupt_resume_state_names_the_file(self):
     logdir = os.path.join(self.root, 'corrupt')
