@@ -44,6 +44,7 @@ from rtc.common.core import bins
 from rtc.common.core import policy
 from rtc.common.core import prefix
 from rtc.dd import ordinal
+from rtc.dd import reverse
 
 ROOT, EMBED, HEAD = 'dd', 'dd_embed', 'dd_ordinal_head'
 # realtime's rules for soft positions (0 < w < 1), for the leaves that offer
@@ -133,6 +134,7 @@ class DiscreteDiffusionPolicy(policy.ChunkPolicy):
   kind = 'dd'
   chunk_dtype = jnp.int32
   extra_tokens = 0  # Embedding rows after the K bins (a mask token: 1).
+  trace_flags = staticmethod(reverse.trace_flags)
 
   def __init__(self, model_config: ModelConfig, obs_dim: int,
                action_dim: int):

@@ -140,6 +140,7 @@ class DiscreteRTCPolicy(policy.ChunkPolicy):
 
   kind = 'dd'
   chunk_dtype = jnp.int32
+  trace_flags = staticmethod(reverse.trace_flags)
 
   def __init__(self, model_config: DiscreteRTCConfig, obs_dim: int,
                action_dim: int):

@@ -66,6 +66,12 @@ max_last = sampling_ops.max_last
 _cumsum = sampling_ops.cumsum_last
 
 
+def trace_flags() -> tuple:
+  """A DD policy's process-wide tracing switch (policy.trace_flags): which
+  form of those operations a trace now gets."""
+  return (sampling_ops.cpu_tuned(),)
+
+
 def _below(x: jax.Array) -> jax.Array:
   """The largest float below x (x > 0): keeps a draw's target below a total."""
   return jnp.nextafter(x, jnp.zeros_like(x))

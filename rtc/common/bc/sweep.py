@@ -19,6 +19,7 @@ results.csv and runs its own levels; the rows are gathered and process 0
 alone writes the file and prints progress.
 """
 
+import collections
 import csv
 import dataclasses
 import io
@@ -153,6 +154,15 @@ def check_counts(num_evals: int, num_steps: int, prefix: str = '') -> None:
                        validate.SWEEP['num_flow_steps'], prefix=prefix)
 
 
+# Evaluators made in this process, by what their program computes: a later
+# evaluation of an equal policy on levels of the same physics and sizes (a
+# resumed sweep, the next evaluation of a pipeline, a test's next case)
+# reuses the jitted function instead of tracing Kinetix's step again (20-30 s
+# on two CPU cores). Level states, parameters and keys are its arguments.
+_EVALUATORS = collections.OrderedDict()
+EVALUATORS_KEPT = 8
+
+
 def make_evaluator(policy, levels: envs.Levels, method, num_evals: int,
                    num_steps: int, shard: sharding.LevelSharding,
                    legacy_episode_end: bool = False) -> Callable:
@@ -162,6 +172,30 @@ def make_evaluator(policy, levels: envs.Levels, method, num_evals: int,
   and the function takes a last argument, the index of the method to run (one
   program for every method of a sweep: the physics compiles once).
   """
+  methods = tuple(method) if isinstance(method, (tuple, list)) else method
+  key = None
+  if hasattr(policy, 'program_key'):  # A ChunkPolicy.
+    key = (policy.program_key(), levels.static_params, levels.env_params,
+           methods, int(num_evals), int(num_steps), shard.num_levels,
+           tuple(shard.devices), bool(legacy_episode_end))
+    try:
+      hash(key)
+    except TypeError:  # A family whose options are not hashable: no reuse.
+      key = None
+  if key is None:
+    return _make_evaluator(policy, levels, methods, num_evals, num_steps,
+                           shard, legacy_episode_end)
+  if key not in _EVALUATORS:
+    _EVALUATORS[key] = _make_evaluator(policy, levels, methods, num_evals,
+                                       num_steps, shard, legacy_episode_end)
+    while len(_EVALUATORS) > EVALUATORS_KEPT:
+      _EVALUATORS.popitem(last=False)
+  _EVALUATORS.move_to_end(key)
+  return _EVALUATORS[key]
+
+
+def _make_evaluator(policy, levels, method, num_evals, num_steps, shard,
+                    legacy_episode_end):
   env = envs.BatchedEnv.for_levels(levels, num_evals,
                                    legacy_episode_end=legacy_episode_end)
 
@@ -172,7 +206,7 @@ def make_evaluator(policy, levels: envs.Levels, method, num_evals: int,
                            weak_params, key, level, delay, execute_horizon,
                            method_index=method_index)
 
-  if isinstance(method, (tuple, list)):
+  if isinstance(method, tuple):
     return shard.map(one_level, in_axes=(0, 0, 0, 0, None, None, None))
   return shard.map(one_level, in_axes=(0, 0, 0, 0, None, None))
 

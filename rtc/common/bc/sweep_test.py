@@ -5,10 +5,54 @@ import os
 
 from absl.testing import absltest
 
+from configs import dd as dd_config
+from configs import flow as flow_config
+from rtc.common.bc import sharding
 from rtc.common.bc import sweep
+from rtc.common.core import registry
+from rtc.common.env import envs
+from rtc.common.env import rollout
+from rtc.common.testlib import testing
+from rtc.dd import sampling_ops
 
 
 class SweepTest(absltest.TestCase):
+
+  def test_equal_programs_share_one_evaluator(self):
+    # No program is traced here (jit traces on the first call): this checks
+    # which calls get the same jitted function, so that an evaluation after
+    # another of an equal policy on levels of the same physics and sizes
+    # skips tracing Kinetix's step.
+    levels = envs.load_levels((testing.TINY_LEVEL,))
+    other = envs.load_levels(('s/h1_thrust_over_ball.json',))
+    shard = sharding.LevelSharding(1)
+    make = registry.make_policy('flow')
+    model = testing.shrink_model(flow_config.get_config().model)
+    a, b = make(model, 10, 4), make(model, 10, 4)
+    both = (rollout.Method('naive'), rollout.Method('realtime'))
+    fn = sweep.make_evaluator(a, levels, both, 4, 2, shard)
+    # Another policy object of equal options, other level states, a list.
+    self.assertIs(sweep.make_evaluator(b, other, list(both), 4, 2, shard), fn)
+    for changed in (
+        sweep.make_evaluator(a, levels, both, 8, 2, shard),
+        sweep.make_evaluator(a, levels, both, 4, 3, shard),
+        sweep.make_evaluator(a, levels, both[:1], 4, 2, shard),
+        sweep.make_evaluator(a, levels, both[0], 4, 2, shard),
+        sweep.make_evaluator(make(model, 12, 4), levels, both, 4, 2, shard),
+        sweep.make_evaluator(a, levels, both, 4, 2, shard,
+                             legacy_episode_end=True)):
+      self.assertIsNot(changed, fn)
+    # DD: which form of its sampling operations a trace gets is part of
+    # what the program computes.
+    dd_model = testing.shrink_model(dd_config.get_config('masked').model)
+    dd = registry.make_policy('dd')(dd_model, 10, 4)
+    with sampling_ops.use('plain'):
+      plain = sweep.make_evaluator(dd, levels, both, 4, 2, shard)
+      self.assertIs(sweep.make_evaluator(dd, levels, both, 4, 2, shard),
+                    plain)
+    with sampling_ops.use('cpu'):
+      self.assertIsNot(sweep.make_evaluator(dd, levels, both, 4, 2, shard),
+                       plain)
 
   def test_points(self):
     self.assertEqual(sweep.sweep_points([0], 8),

@@ -83,6 +83,17 @@ class ChunkPolicy(abc.ABC):
   def param_shapes(self):
     return jax.eval_shape(self.init, jax.random.key(0))
 
+  def program_key(self) -> tuple:
+    """What a program traced from this policy's methods depends on besides
+    its arguments (hashable): policies with equal keys trace equal programs,
+    so a caller may reuse one (rtc.common.bc.sweep's evaluators)."""
+    return (type(self), self.config, self.obs_dim, self.action_dim,
+            self.trace_flags())
+
+  def trace_flags(self) -> tuple:
+    """Process-wide switches read while tracing (none here)."""
+    return ()
+
   def _apply(self, params, obs, x, noise_level, **kwargs):
     """The network; `noise_level` a scalar, [B] or per-token [B, H];
     `kwargs` go to the policy's net."""
