@@ -221,7 +221,9 @@ class EpochEvaluator:
     self.horizons = horizons
     self.names = levels.names
     self.shard = shard
-    self._fn = make_evaluator(policy, levels, rollout.Method('naive'),
+    # A sweep's form (a tuple of methods, the index an argument), so a
+    # later naive-only sweep of the same sizes runs this same program.
+    self._fn = make_evaluator(policy, levels, (rollout.Method('naive'),),
                               num_evals, num_steps, shard)
     keys = jax.random.split(jax.random.key(seed), len(levels))
     self._keys = shard.pad(np.asarray(jax.random.key_data(keys)))
@@ -231,7 +233,7 @@ class EpochEvaluator:
     out = {}
     for s in self.horizons:
       m = self.shard.unpad(self._fn(params_padded, params_padded, self._keys,
-                                    self._states, 0, s))
+                                    self._states, 0, s, 0))
       for i, name in enumerate(self.names):
         out[f'eval/{name}/solved_s{s}'] = float(
             m['returned_episode_solved'][i])
