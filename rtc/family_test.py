@@ -131,8 +131,12 @@ class ThirdFamilyTest(absltest.TestCase):
                      dataclasses.asdict(toy_family.ToyConfig()))
     config.policies = 'toy'
     config.output_dir = os.path.join(self.root, 'quickstart')
-    config.eval.methods = 'naive'
+    # The sweep point of the test above (realtime, d = s = 1, 4 episodes, 1
+    # step): one rollout program serves both tests.
+    config.eval.methods = 'realtime'
     config.eval.delays = '1'
+    config.eval.num_evals = 4
+    config.eval.num_flow_steps = 1
     expert_dir = os.path.join(config.output_dir, 'logs-expert',
                               quickstart.RUN_NAME)
     testing.make_expert_run(expert_dir)
@@ -145,8 +149,8 @@ class ThirdFamilyTest(absltest.TestCase):
     with open(os.path.join(config.output_dir, 'eval_toy', 'results.csv'),
               newline='') as f:
       rows = list(csv.DictReader(f))
-    self.assertEqual([(r['method'], r['delay']) for r in rows],
-                     [('naive', '1')])
+    self.assertEqual([(r['method'], r['delay'], r['execute_horizon'])
+                      for r in rows], [('realtime', '1', '1')])
     self.assertEqual(registry.label('toy'), 'toy regression')
 
 
