@@ -123,6 +123,49 @@ class LevelSurveyTest(absltest.TestCase):
       self.assertIn(says, errors[0])
       self.assertFalse(os.path.exists(f'{self.out}/bad'))
 
+  def test_replicated_table_from_results(self):
+    # The survey's own evaluation read back as a benchmark's results (one
+    # replicate): the same rates and drops as survey.csv, no interval.
+    out = os.path.join(self.out, 'replicated.csv')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'rtc.bench.level_survey', '--from_results='
+         + os.path.join(self.out, 'm', 'eval_flow', 'results.csv'),
+         f'--csv={out}', '--min_drop=0.2'], capture_output=True, text=True,
+        cwd=paths.repo_root(), check=False)
+    self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+    with open(out, newline='') as f:
+      reader = csv.DictReader(f)
+      rows = list(reader)
+    self.assertEqual(tuple(reader.fieldnames),
+                     level_survey.REPLICATED_COLUMNS)
+    self.assertEqual([r['level'] for r in rows], list(LEVELS))
+    for r, survey_row in zip(rows, self.rows):
+      for k in ('flow_naive_d0', 'flow_naive_d4', 'naive_drop'):
+        self.assertAlmostEqual(float(r[k]), float(survey_row[k]), places=3)
+      self.assertEqual((r['replicates'], r['naive_drop_lo']), ('1', ''))
+      self.assertEqual(int(r['qualifies']),
+                       int(float(r['naive_drop']) >= 0.2))
+    self.assertIn('| level | replicates |', proc.stdout)
+    # Rows without naive at d = 4: one error line, nothing written.
+    only_d0 = os.path.join(self.out, 'only_d0.csv')
+    with open(os.path.join(self.out, 'm', 'eval_flow', 'results.csv')) as f:
+      lines = f.read().splitlines()
+    header = lines[0].split(',')
+    d, m = header.index('delay'), header.index('method')
+    with open(only_d0, 'w') as f:
+      f.write('\n'.join([lines[0]] + [
+          l for l in lines[1:] if l.split(',')[d] == '0'
+          or l.split(',')[m] != 'naive']) + '\n')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'rtc.bench.level_survey',
+         f'--from_results={only_d0}', f'--csv={self.out}/none.csv'],
+        capture_output=True, text=True, cwd=paths.repo_root(), check=False)
+    self.assertEqual(proc.returncode, 2)
+    errors = [l for l in proc.stderr.splitlines() if l.startswith('error:')]
+    self.assertLen(errors, 1, proc.stderr)
+    self.assertIn('no flow naive rows at both d = 0 and d = 4', errors[0])
+    self.assertFalse(os.path.exists(f'{self.out}/none.csv'))
+
   def test_threshold_filters_levels(self):
     # An unreachable threshold: no level qualifies for data (a rerun of the
     # finished expert stage decides it from the saved statistics).

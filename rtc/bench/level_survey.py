@@ -24,6 +24,12 @@ flow solve rates, the drop d = 0 -> 4, whether the level qualifies for
 the CPU suite (expert >= threshold, naive drops by >= `--min_drop`), and
 realtime's solve rate at d = 0.
 
+`--from_results=<a benchmark's results.csv>` runs nothing: it prints (and
+with `--csv` writes) the survey repeated across replicates, per level naive
+flow at d = 0 and 4 and the drop, means over the run's replicates with the
+drop's 95% interval (rtc.common.bc.stats.level_drops); a level qualifies
+when its mean drop is >= `--min_drop` (the CPU suite's rule).
+
 Every stage of every class resumes (rtc.pipeline's stage markers under
 `<output_dir>/<class>/stages/`); progress lines carry the time left.
 """
@@ -42,6 +48,7 @@ from rtc.common.base import progress
 from rtc.common.bc import checkpoints
 from rtc.common.bc import evaluate
 from rtc.common.bc import results
+from rtc.common.bc import stats
 from rtc.common.cli import cli
 from rtc.common.core import registry
 from rtc.common.env import level_ids
@@ -197,9 +204,42 @@ class SizeClass:
     return out
 
 
-def write_csv(path: str, rows: list[dict]) -> None:
+# The survey repeated across replicates (--from_results): per level, naive
+# flow at d = 0 and 4 and the drop, means over replicates with the drop's
+# 95% interval (paired within replicate).
+REPLICATED_COLUMNS = ('level', 'replicates', 'flow_naive_d0', 'flow_naive_d4',
+                      'naive_drop', 'naive_drop_lo', 'naive_drop_hi',
+                      'qualifies')
+
+
+def replicated_rows(rows, min_drop: float) -> list[dict]:
+  """REPLICATED_COLUMNS rows from a benchmark's combined results.csv rows; a
+  level qualifies when its mean drop over replicates is >= `min_drop`. Rows
+  without a policy (one evaluation's results.csv) are read as flow's."""
+  rows = [dict(r, policy=r.get('policy') or 'flow') for r in rows]
+  drops = stats.level_drops(rows, 'flow', 'naive', 0, 4)
+  if not drops:
+    raise ValueError('The results hold no flow naive rows at both d = 0 and '
+                     'd = 4: run the benchmark with --config.policies '
+                     'including flow, --config.eval.methods including naive '
+                     'and --config.eval.delays including 0 and 4.')
+  out = []
+  for level, (at0, at4, drop) in drops.items():
+    name = level[len('worlds/'):] if level.startswith('worlds/') else level
+    out.append({
+        'level': name[:-len('.json')] if name.endswith('.json') else name,
+        'replicates': drop.replicates, 'flow_naive_d0': round(at0.mean, 3),
+        'flow_naive_d4': round(at4.mean, 3),
+        'naive_drop': round(drop.mean, 3),
+        'naive_drop_lo': '' if drop.replicates < 2 else round(drop.lo, 3),
+        'naive_drop_hi': '' if drop.replicates < 2 else round(drop.hi, 3),
+        'qualifies': int(drop.mean >= min_drop)})
+  return out
+
+
+def write_csv(path: str, rows: list[dict], fieldnames=COLUMNS) -> None:
   buf = io.StringIO()
-  w = csv.DictWriter(buf, fieldnames=COLUMNS)
+  w = csv.DictWriter(buf, fieldnames=fieldnames)
   w.writeheader()
   w.writerows(rows)
   checkpoints.atomic_write_bytes(path, buf.getvalue().encode())
@@ -253,6 +293,11 @@ flags.DEFINE_float('threshold', 0.9, 'Expert solve rate a level needs.')
 flags.DEFINE_float('min_drop', 0.2, 'Naive flow drop d = 0 -> 4 a suite '
                    'level needs.')
 flags.DEFINE_integer('num_evals', 128, 'Episodes per evaluation point.')
+flags.DEFINE_string('from_results', '', 'A benchmark\'s combined results.csv '
+                    '(with replicates): print, and with --csv write, the '
+                    'replicated survey table (naive flow\'s drop d = 0 -> 4 '
+                    'per level over replicates) instead of running the '
+                    'survey.')
 flags.DEFINE_integer('expert_updates', 0, 'PPO updates of every expert (0: '
                      'the quickstart preset\'s, configs/expert.py); more '
                      'for levels whose experts end below --threshold.')
@@ -267,6 +312,14 @@ def main(argv):
                        f'{getattr(FLAGS, name)}.')
   if FLAGS.num_evals < 1:
     raise ValueError(f'--num_evals must be >= 1, got {FLAGS.num_evals}.')
+  if FLAGS.from_results:
+    rows = replicated_rows(
+        results.read_results(paths.resolve(FLAGS.from_results)),
+        FLAGS.min_drop)
+    if FLAGS.csv:
+      write_csv(paths.resolve(FLAGS.csv), rows, REPLICATED_COLUMNS)
+    print(results_table(rows, REPLICATED_COLUMNS))
+    return
   if FLAGS.expert_updates < 0:
     raise ValueError('--expert_updates must be >= 0 (0: the quickstart '
                      f'preset\'s), got {FLAGS.expert_updates}.')
@@ -300,10 +353,10 @@ def main(argv):
   print(results_table(rows))
 
 
-def results_table(rows) -> str:
-  lines = ['| ' + ' | '.join(COLUMNS) + ' |', '|' + '---|' * len(COLUMNS)]
+def results_table(rows, columns=COLUMNS) -> str:
+  lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
   for r in rows:
-    lines.append('| ' + ' | '.join(str(r[k]) for k in COLUMNS) + ' |')
+    lines.append('| ' + ' | '.join(str(r[k]) for k in columns) + ' |')
   return '\n'.join(lines)
 
 

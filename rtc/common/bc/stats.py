@@ -16,6 +16,9 @@ the column is replicate 0).
   minus each of the base's methods. A difference is
   "better" when its interval lies above 0, "worse" below, else "no
   detectable difference" (with one replicate there is no interval).
+* `level_drops`: per level, a method's solve rate at two delays and the
+  drop between them, paired within replicate (which levels show the delay
+  effect over replicates: the CPU suite's rule).
 * `gain_comparisons`: a method's gain over its policy's naive minus the
   reference policy's gain with the same method (a difference of paired
   differences, within replicate): does a real-time method help this policy
@@ -246,6 +249,32 @@ def gain_comparisons(rows, reference_method: str = 'naive',
       if diff:
         out.append(Comparison(p, method, reference_policy, delay, diff,
                               False, gain_over=reference_method))
+  return out
+
+
+def level_drops(rows, policy: str = 'flow', method: str = 'naive',
+                low: int = 0, high: int = 4) -> dict:
+  """{level: (rate at delay `low`, rate at `high`, low - high)} for
+  `policy`'s `method`, each an Interval over replicates (the drop paired
+  within replicate): does a level show the delay effect across replicates?
+  Levels without both delays in some replicate are left out."""
+  cells = _cells(rows)
+  a, b = cells.get((policy, method, low)), cells.get((policy, method, high))
+  if not a or not b:
+    return {}
+
+  def one(cell, level):
+    return {rep: {level: by[level]} for rep, by in cell.items()
+            if level in by}
+
+  out = {}
+  levels = sorted({lv for by in a.values() for lv in by})
+  for lv in levels:
+    drop = contrast([(1, one(a, lv)), (-1, one(b, lv))])
+    if drop:
+      out[lv] = (t_interval([by[lv][METRIC] for by in a.values() if lv in by]),
+                 t_interval([by[lv][METRIC] for by in b.values() if lv in by]),
+                 drop)
   return out
 
 

@@ -153,6 +153,43 @@ class PlantedTest(absltest.TestCase):
     naive = stats.estimates(shifted)['flow']['naive'][2]
     self.assertAlmostEqual(naive.hi - naive.mean, 0, places=9)
 
+  def test_level_drops_by_hand(self):
+    # Flow naive on two levels, 3 replicates, d = 0 and 4 (s = max(1, d)):
+    # level a drops 0.9, 0.5, 0.7 (mean 0.7, sd 0.2); level b 0.1, 0.0,
+    # -0.1 (mean 0, sd 0.1). A realtime row and a dd row change nothing.
+    rates = {('a', 0): (1.0, 0.9, 1.0), ('a', 4): (0.1, 0.4, 0.3),
+             ('b', 0): (0.8, 0.7, 0.6), ('b', 4): (0.7, 0.7, 0.7)}
+    rows = []
+    for (lv, d), by_rep in rates.items():
+      for rep, p in enumerate(by_rep):
+        for policy, method, value in (('flow', 'naive', p),
+                                      ('flow', 'realtime', 1.0),
+                                      ('dd', 'naive', 0.0)):
+          rows.append({'policy': policy, 'method': method, 'level': lv,
+                       'delay': d, 'execute_horizon': max(1, d),
+                       'replicate': rep, 'returned_episode_solved': value})
+    drops = stats.level_drops(rows)
+    self.assertEqual(sorted(drops), ['a', 'b'])
+    t2 = 4.302653  # t(0.975, 2).
+    for lv, mean, sd in (('a', 0.7, 0.2), ('b', 0.0, 0.1)):
+      at0, at4, drop = drops[lv]
+      self.assertAlmostEqual(drop.mean, mean, places=9)
+      self.assertAlmostEqual(drop.hi - drop.mean, t2 * sd / math.sqrt(3),
+                             places=5)
+      self.assertEqual(drop.replicates, 3)
+      self.assertAlmostEqual(at0.mean - at4.mean, mean, places=9)
+    self.assertAlmostEqual(drops['a'][0].mean, 2.9 / 3, places=9)
+    self.assertEqual(drops['a'][2].verdict, stats.BETTER)
+    self.assertEqual(drops['b'][2].verdict, stats.NONE)
+    # A replicate missing d = 4 on level b: its drop uses the other two.
+    fewer = [r for r in rows if not (r['level'] == 'b' and r['delay'] == 4
+                                     and r['replicate'] == 2)]
+    self.assertEqual(stats.level_drops(fewer)['b'][2].replicates, 2)
+    self.assertAlmostEqual(stats.level_drops(fewer)['b'][2].mean, 0.05,
+                           places=9)
+    self.assertEqual(stats.level_drops(rows, policy='dd')['a'][2].mean, 0.0)
+    self.assertEqual(stats.level_drops(rows, high=3), {})
+
   def test_older_file_without_replicate_is_replicate_0(self):
     path = os.path.join(self.create_tempdir().full_path, 'results.csv')
     older = sweep.COLUMNS + ('policy',)
