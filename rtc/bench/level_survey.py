@@ -327,7 +327,7 @@ def main(argv):
   if unknown:
     raise ValueError(f'--classes: unknown size class {unknown[0]!r}; use '
                      's, m or l (kinetix-env level folders).')
-  worlds_dir = paths.resolve(FLAGS.worlds_dir)
+  worlds_dir = paths.resolve_shipped_dir(FLAGS.worlds_dir)
   if worlds_dir and not os.path.isdir(worlds_dir):
     raise ValueError(f'--worlds_dir={worlds_dir} is not a folder: point it '
                      'at one holding <class>/*.json (e.g. worlds), or leave '

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
@@ -101,6 +102,18 @@ class UnicycleWorldsTest(parameterized.TestCase):
     for a, b in zip(jax.tree.leaves(levels.level(i)),
                     jax.tree.leaves(shipped.level(0))):
       np.testing.assert_array_equal(a, b)
+
+  def test_worlds_is_found_from_any_directory(self):
+    # `--config.expert.worlds_dir=worlds` (the suite's) from a directory
+    # without one means the repository's; a folder of that name there wins.
+    tmp = tempfile.mkdtemp()
+    with mock.patch.dict(os.environ, {'BUILD_WORKING_DIRECTORY': tmp}):
+      self.assertEqual(paths.resolve_shipped_dir('worlds'),
+                       os.path.join(paths.repo_root(), 'worlds'))
+      os.mkdir(os.path.join(tmp, 'worlds'))
+      self.assertEqual(paths.resolve_shipped_dir('worlds'),
+                       os.path.join(tmp, 'worlds'))
+      self.assertEqual(paths.resolve_shipped_dir(''), '')
 
   def test_bad_out_is_one_error_line(self):
     out = tempfile.mkdtemp()

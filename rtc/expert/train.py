@@ -234,7 +234,8 @@ def _train(config, log: Callable[[str], None]) -> str:
   settings = ppo.Settings.from_config(config)
   num_seeds = int(config.num_seeds)
   num_updates = int(config.num_updates)
-  worlds_dir = paths.resolve(config.worlds_dir)
+  # `worlds` (the suite's levels) is found from any directory.
+  worlds_dir = paths.resolve_shipped_dir(config.worlds_dir)
   level_ids = envs.parse_levels(config.levels)
   levels = envs.load_levels(level_ids, worlds_dir)
   names = levels.names

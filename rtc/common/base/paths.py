@@ -56,6 +56,12 @@ def resolve_config_file(path: str) -> str:
   return alt if os.path.exists(alt) else p
 
 
+def resolve_shipped_dir(path: str) -> str:
+  """A folder the repository ships (e.g. `worlds`), given relative: the
+  user's directory first, then the repository's ('' stays '')."""
+  return resolve_config_file(path) if path else path
+
+
 def check_not_file(path: str, option: str, example: str) -> None:
   """Raises ValueError (one line) when `path`, given as `option`, is a file:
   a run directory was expected (`example`: what to pass instead)."""
