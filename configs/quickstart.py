@@ -19,15 +19,20 @@ from rtc.common.core import registry
 
 
 
-# The CPU suite (`:suite`): levels kinetix-env ships where experts solve
-# >= 0.9 and naive flow's solve rate, in the mean over the replicated
-# benchmark's replicates, drops >= 0.2 from d = 0 to d = 4. The level survey
-# (`bazel run //rtc/bench:level_survey`, docs/level_survey.csv) found three
-# candidates among the 34 s/ and m/ levels; s/h5_rotate_fall lost nothing
-# in two single runs, and the replicated benchmark (docs/benchmark/README.md,
-# "The suite") kept m/h0_unicycle (a drop of 0.630) and not m/arm_hard
-# (0.086).
-SUITE = ('m/h0_unicycle',)
+# The CPU suite (`:suite`): levels where experts solve >= 0.9 and naive
+# flow's solve rate, in the mean over a replicated benchmark's replicates,
+# drops >= 0.2 from d = 0 to d = 4. Of the 34 s/ and m/ levels kinetix-env
+# ships only m/h0_unicycle does (docs/level_survey.csv, then
+# docs/benchmark/: m/arm_hard 0.086, s/h5_rotate_fall nothing); its five
+# variants in this repository's worlds/ (`bazel run
+# //rtc/bench:unicycle_worlds`) all do over 3 replicates, and so does the
+# shipped level beside them (docs/benchmark_unicycle/suite_levels.csv, made
+# by `bazel run //rtc/bench:level_survey -- --from_results=...`).
+# worlds/m/h0_unicycle.json is kinetix-env's level unchanged.
+SUITE_WORLDS = 'worlds'
+SUITE = ('m/h0_unicycle', 'm/unicycle_goal_far', 'm/unicycle_goal_low',
+         'm/unicycle_goal_near', 'm/unicycle_start_left',
+         'm/unicycle_weak_motor')
 # Compared policies: name -> (kind, preset of configs/<kind>.py). The
 # quickstart's DD is masked DD, chosen by measurement (docs/dd_variants.md "Which DD
 # variant": on m/h0_unicycle its naive sampling beats flow's realtime);
@@ -172,6 +177,7 @@ def get_config(preset: str = ''):
     # 256 episodes per point (standard error <= 0.031 per level).
     c.output_dir = 'benchmark_output'
     c.expert.levels = ','.join(SUITE)
+    c.expert.worlds_dir = SUITE_WORLDS
     c.eval.num_evals = 256
     c.replicates = 3
   if 'test' in presets:  # The tests' shrunken configuration, 1 replicate.

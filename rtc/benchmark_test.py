@@ -44,6 +44,7 @@ def _benchmark_config(out):
   c = quickstart_config.get_config('suite,test')
   c.output_dir = out
   c.expert.levels = ','.join(SUITE_LEVELS)
+  c.expert.worlds_dir = ''  # kinetix-env's levels, not the suite's worlds/.
   c.policies = 'flow,dd'
   return c
 

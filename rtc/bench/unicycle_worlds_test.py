@@ -2,6 +2,7 @@
 the committed worlds/ equal what the binary writes, and they load as medium
 levels (the m/ class's static parameters, so they train beside m/ levels)."""
 
+import csv
 import json
 import os
 import subprocess
@@ -114,6 +115,26 @@ class UnicycleWorldsTest(parameterized.TestCase):
       self.assertEqual(paths.resolve_shipped_dir('worlds'),
                        os.path.join(tmp, 'worlds'))
       self.assertEqual(paths.resolve_shipped_dir(''), '')
+
+  def test_the_suite_is_the_levels_that_qualified(self):
+    # configs/quickstart.py:suite is what the replicated selection run
+    # found: every level whose naive flow drop over replicates qualified.
+    from configs import quickstart  # pylint: disable=g-import-not-at-top
+    with open(os.path.join(paths.repo_root(), 'docs', 'benchmark_unicycle',
+                           'suite_levels.csv'), newline='') as f:
+      rows = list(csv.DictReader(f))
+    self.assertGreaterEqual(len(rows), 3)
+    for r in rows:
+      self.assertEqual(int(r['replicates']), 3, r)
+      self.assertEqual(int(r['qualifies']), int(float(r['naive_drop'])
+                                                 >= 0.2), r)
+    self.assertCountEqual(quickstart.SUITE,
+                          [r['level'] for r in rows if r['qualifies'] == '1'])
+    c = quickstart.get_config('suite')
+    self.assertEqual(c.expert.worlds_dir, quickstart.SUITE_WORLDS)
+    for level in quickstart.SUITE:
+      self.assertTrue(os.path.exists(os.path.join(
+          paths.resolve_shipped_dir(c.expert.worlds_dir), level + '.json')))
 
   def test_bad_out_is_one_error_line(self):
     out = tempfile.mkdtemp()
