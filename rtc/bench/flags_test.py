@@ -34,6 +34,9 @@ CASES = (
      r'--ppo_seconds must be > 0 \(a finite number\), got nan\.'),
     ('sweep_program', 'rtc.bench.sweep_program', '--num_evals=0',
      rf'--num_evals {COUNT}, got 0\.'),
+    ('level_survey_results', 'rtc.bench.level_survey',
+     '--from_results=missing.csv', r'Results file \S*missing\.csv not found: '
+     r'run an evaluation first or check --from_results\.'),
     ('plot', 'rtc.plot', '--execute_horizon=0',
      r'--execute_horizon must be >= 1 \(an integer\), or unset, got 0\.'),
 )

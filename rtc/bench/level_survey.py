@@ -314,7 +314,8 @@ def main(argv):
     raise ValueError(f'--num_evals must be >= 1, got {FLAGS.num_evals}.')
   if FLAGS.from_results:
     rows = replicated_rows(
-        results.read_results(paths.resolve(FLAGS.from_results)),
+        results.read_results(paths.resolve(FLAGS.from_results),
+                             '--from_results'),
         FLAGS.min_drop)
     if FLAGS.csv:
       write_csv(paths.resolve(FLAGS.csv), rows, REPLICATED_COLUMNS)

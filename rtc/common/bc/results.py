@@ -42,10 +42,11 @@ def _provenance(r: dict) -> dict:
   return out
 
 
-def read_results(path: str) -> list[dict]:
+def read_results(path: str, flag: str = '--results') -> list[dict]:
+  """The rows of a results.csv; `flag` is the option that named `path`."""
   if not os.path.isfile(path):
     raise FileNotFoundError(f'Results file {path} not found: run an '
-                            'evaluation first or check --results.')
+                            f'evaluation first or check {flag}.')
   with open(path, newline='') as f:
     reader = csv.DictReader(f)
     missing = set(columns.COLUMNS) - set(reader.fieldnames or ())
