@@ -37,8 +37,8 @@ from rtc.dd import discrete_rtc as drtc
 from rtc.dd import masked
 from rtc.dd import token_levels
 
-# Chosen by measurement (README.md, "Why DD learned slowly"); the defaults
-# of the config classes are the seed's model.
+# Chosen by measurement (docs/dd_variants.md, "Why DD learned slowly"); the
+# defaults of the config classes are the seed's model.
 ORDINAL = dict(target_sigma=1.0, centre_features=True, ordinal_head=8,
                decode='expected_value')
 
@@ -50,18 +50,19 @@ def model(preset: str = ''):
   if preset == 'seed':
     return common.options_of(base.ModelConfig)
   if preset == 'masked':
-    # Early start off, by measurement (README "Which DD variant"): on
-    # m/h0_unicycle it cost realtime 0.19 of solve rate at d = 4. Soft
-    # positions (0 < w < 1) given with probability w rather than tilted, by
-    # measurement (README "Soft positions"): better on the synthetic
-    # continuation and where the tilt collapsed on Kinetix.
+    # Early start off, by measurement (docs/dd_variants.md, "Which DD
+    # variant"): on m/h0_unicycle it cost realtime 0.19 of solve rate at
+    # d = 4. Soft positions (0 < w < 1) given with probability w rather than
+    # tilted, by measurement (docs/dd_variants.md, "Soft positions"): better
+    # on the synthetic continuation and where the tilt collapsed on Kinetix.
     return common.options_of(masked.MaskedConfig, early_start=False,
                              soft_positions='given', **ORDINAL)
   if preset == 'token_levels':
-    # Soft positions keep the tilt, by measurement (README "Soft
-    # positions": 'given' lost 0.05 at d = 2 on m/h0_unicycle); early start
-    # on, by measurement (README "Which DD variant": realtime +0.07 / +0.09
-    # at d = 3 / 4 there, with 3 / 2 network calls instead of 5).
+    # Soft positions keep the tilt, by measurement (docs/dd_variants.md,
+    # "Soft positions": 'given' lost 0.05 at d = 2 on m/h0_unicycle); early
+    # start on, by measurement (docs/dd_variants.md, "Which DD variant":
+    # realtime +0.07 / +0.09 at d = 3 / 4 there, with 3 / 2 network calls
+    # instead of 5).
     return common.options_of(token_levels.TokenLevelsConfig,
                              soft_positions='tilt', early_start=True,
                              **ORDINAL)
