@@ -3,8 +3,8 @@
 A fake expert run (3 small levels, one random expert each) is generated once
 without interruption (the reference). The real binary then runs on a copy,
 is killed with SIGKILL after its first progress line (every level part-way),
-and is run again: the files equal the reference's and no temporary file is
-left. A further run skips every level; a run after one file is deleted and
+and is run again (in this process, reusing the reference's jitted programs):
+the files equal the reference's and no temporary file is left. A further run skips every level; a run after one file is deleted and
 another truncated regenerates exactly those two.
 """
 
@@ -121,8 +121,17 @@ class ResumeTest(absltest.TestCase):
     # Killed part-way: temporary files only, no level's .npz.
     self.assertTrue(left, 'nothing written before the kill')
     self.assertFalse([f for f in left if not f.startswith('.tmp')], left)
-    out = self._run(run_dir)
-    self.assertNotIn('skipped', out)
+    # The re-run, in this process: it reuses the reference's jitted
+    # programs (the same levels and sizes) instead of tracing Kinetix's
+    # step again.
+    programs = dict(generate_data._PROGRAMS)
+    (init, run), = programs.values()
+    sizes = (init._cache_size(), run._cache_size())
+    out = []
+    generate_data.generate(data_config_for(run_dir), log=out.append)
+    self.assertNotIn('skipped', '\n'.join(out))
+    self.assertEqual(dict(generate_data._PROGRAMS), programs)
+    self.assertEqual((init._cache_size(), run._cache_size()), sizes)
     self._assert_like_reference(run_dir)
 
     # A finished job's re-run skips every level and rewrites nothing.
