@@ -126,5 +126,84 @@ class MergeRowsTest(absltest.TestCase):
       merge_rows.merge(self.bench, self.evals, 'flow', '')
 
 
+OTHER_COLUMNS = ('returned_episode_solved', 'delay', 'method', 'level',
+                 'execute_horizon', 'policy', 'replicate', 'expert_seed',
+                 'data_seed')
+
+
+class OtherRunTest(absltest.TestCase):
+  """--other_run: another run's policies, paired by replicate."""
+
+  def setUp(self):
+    super().setUp()
+    self.root = self.create_tempdir().full_path
+    self.bench = os.path.join(self.root, 'bench')
+    self.other = os.path.join(self.root, 'other')
+    self.flow = [(0.5 + 0.25 * rep, 4, 'naive', 'a', 4, 'flow', rep, rep,
+                  rep) for rep in (0, 1)]
+    _write(os.path.join(self.bench, 'results.csv'), OTHER_COLUMNS,
+           self.flow + [(0.5, 4, 'naive', 'a', 4, 'dd', rep, rep, rep)
+                        for rep in (0, 1)])
+    self.tt = [(0.3 + rep, 4, 'training_time', 'a', 4, 'dd_tt', rep, rep,
+                rep) for rep in (0, 1)]
+    _write(os.path.join(self.other, 'results.csv'), OTHER_COLUMNS,
+           self.flow + self.tt)
+
+  def _main(self, *flags):
+    out = os.path.join(self.root, 'merged.csv')
+    proc = subprocess.run(
+        [sys.executable, '-m', 'rtc.bench.merge_rows',
+         f'--benchmark={self.bench}', f'--output={out}', *flags],
+        env=dict(os.environ,
+                 PYTHONPATH=os.pathsep.join(p for p in sys.path if p)),
+        capture_output=True, text=True, check=False)
+    return proc, out
+
+  def test_added_after_this_runs_rows(self):
+    proc, out = self._main('--as_is=flow,dd', f'--other_run={self.other}',
+                           '--other_policy=dd_tt')
+    self.assertEqual(proc.returncode, 0, proc.stderr)
+    with open(out, newline='') as f:
+      rows = list(csv.DictReader(f))
+    self.assertEqual([(r['policy'], r['replicate'],
+                       r['returned_episode_solved']) for r in rows],
+                     [('flow', '0', '0.5'), ('flow', '1', '0.75'),
+                      ('dd', '0', '0.5'), ('dd', '1', '0.5'),
+                      ('dd_tt', '0', '0.3'), ('dd_tt', '1', '1.3')])
+
+  def test_runs_that_do_not_pair_are_refused(self):
+    other_csv = os.path.join(self.other, 'results.csv')
+    flags = ('--as_is=flow,dd', f'--other_run={self.other}',
+             '--other_policy=dd_tt')
+    cases = [
+        # A shared policy's row differs: other experts, data or policies.
+        ([(0.25,) + self.flow[0][1:], self.flow[1]] + self.tt,
+         r'flow naive at d = 4 on a, replicate 0, solved 0.25 where .* '
+         r'has 0.5: not the same experts'),
+        # A replicate with other seeds.
+        (self.flow + [self.tt[0], self.tt[1][:7] + (5, 1)],
+         r'replicate 1 \(expert and data seeds .*is not one of'),
+        # No shared row to check the pairing with.
+        (self.tt, 'shares no row with'),
+    ]
+    for rows, message in cases:
+      _write(other_csv, OTHER_COLUMNS, rows)
+      proc, out = self._main(*flags)
+      self.assertEqual(proc.returncode, 2, proc.stderr)
+      self.assertRegex(proc.stderr, message)
+      self.assertFalse(os.path.exists(out))
+    # A policy this run already has; flags that go together.
+    for flags, message in (
+        (('--as_is=flow', f'--other_run={self.other}',
+          '--other_policy=dd'), r"already has rows of --other_policy='dd'"),
+        ((f'--other_run={self.other}',), '--other_run and --other_policy'),
+        (('--policy=flow',), '--evals and --policy go together'),
+        ((), 'Nothing to write')):
+      proc, out = self._main(*flags)
+      self.assertEqual(proc.returncode, 2, proc.stderr)
+      self.assertIn(message, proc.stderr)
+      self.assertFalse(os.path.exists(out))
+
+
 if __name__ == '__main__':
   absltest.main()
