@@ -173,8 +173,6 @@ class OtherRunTest(absltest.TestCase):
 
   def test_runs_that_do_not_pair_are_refused(self):
     other_csv = os.path.join(self.other, 'results.csv')
-    flags = ('--as_is=flow,dd', f'--other_run={self.other}',
-             '--other_policy=dd_tt')
     cases = [
         # A shared policy's row differs: other experts, data or policies.
         ([(0.25,) + self.flow[0][1:], self.flow[1]] + self.tt,
@@ -188,22 +186,25 @@ class OtherRunTest(absltest.TestCase):
     ]
     for rows, message in cases:
       _write(other_csv, OTHER_COLUMNS, rows)
-      proc, out = self._main(*flags)
-      self.assertEqual(proc.returncode, 2, proc.stderr)
-      self.assertRegex(proc.stderr, message)
-      self.assertFalse(os.path.exists(out))
-    # A policy this run already has; flags that go together.
+      with self.assertRaisesRegex(ValueError, message):
+        merge_rows.other_rows(self.bench, self.other, ['dd_tt'])
+    with self.assertRaisesRegex(ValueError,
+                                r"already has rows of --other_policy='dd'"):
+      merge_rows.other_rows(self.bench, self.other, ['dd'])
+    # The binary: one error line, nothing written (the last case above,
+    # and flags that go together).
     for flags, message in (
         (('--as_is=flow', f'--other_run={self.other}',
-          '--other_policy=dd'), r"already has rows of --other_policy='dd'"),
+          '--other_policy=dd_tt'), 'shares no row with'),
         ((f'--other_run={self.other}',), '--other_run and --other_policy'),
         (('--policy=flow',), '--evals and --policy go together'),
         ((), 'Nothing to write')):
       proc, out = self._main(*flags)
       self.assertEqual(proc.returncode, 2, proc.stderr)
-      self.assertIn(message, proc.stderr)
+      errors = [l for l in proc.stderr.splitlines() if 'error' in l.lower()]
+      self.assertLen(errors, 1, proc.stderr)
+      self.assertIn(message, errors[0])
       self.assertFalse(os.path.exists(out))
-
 
 if __name__ == '__main__':
   absltest.main()
