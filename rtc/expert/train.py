@@ -53,7 +53,6 @@ Reward shaping: see rtc.expert.ppo (`--config.shaping`).
 """
 
 import collections
-import hashlib
 import json
 import os
 import pickle
@@ -166,22 +165,20 @@ def _saved_update(run_dir: str, units) -> int:
 
 
 # Programs traced in this process, by what they compute: a later train() on
-# the same level files, sizes and devices (a resume, a test's next case)
-# reuses the PPO trainer and its jitted init/update instead of tracing
-# Kinetix's step again (20-50 s on two CPU cores). The learning rate and
-# seeds are arguments, not part of the programs. Most recent PROGRAMS_KEPT.
+# levels of the same physics and sizes, with the same PPO sizes and devices
+# (a resume, a test's next case, another pipeline's experts) reuses the PPO
+# trainer and its jitted init/update instead of tracing Kinetix's step again
+# (20-50 s on two CPU cores). The level states, learning rate and seeds are
+# arguments, not part of the programs. Most recent PROGRAMS_KEPT.
 _PROGRAMS = collections.OrderedDict()
 PROGRAMS_KEPT = 4
 
 
 def _program_key(levels, settings, config) -> tuple:
-  """What the trainer's programs depend on: the level files' bytes, PPO
-  sizes, observation and network sizes, and the devices."""
-  digests = []
-  for path in levels.paths:
-    with open(path, 'rb') as f:
-      digests.append(hashlib.sha256(f.read()).hexdigest())
-  return (tuple(levels.ids), tuple(digests), settings,
+  """What the trainer's programs depend on: the levels' static and
+  environment parameters (their states are arguments), PPO sizes,
+  observation and network sizes, and the devices."""
+  return (levels.static_params, levels.env_params, settings,
           int(config.obs_history), int(config.hidden_dim),
           jax.process_count(), jax.device_count())
 

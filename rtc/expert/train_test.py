@@ -193,6 +193,17 @@ class ExpertPipelineTest(absltest.TestCase):
     self.assertIs(train._PROGRAMS[key][0], trainer)
     (_, (init, update)), = compiled.values()
     self.assertEqual((init._cache_size(), update._cache_size()), (1, 1))
+    # Another level of the same physics and sizes: its states are
+    # arguments, so the same programs run it.
+    other = 's/h1_thrust_over_ball.json'
+    self.assertNotEqual(other, testing.TINY_LEVEL)
+    run_dir = train.train(tiny_train_config(
+        os.path.join(self.root, 'other_level'), levels=other,
+        num_updates=1), log=lambda _: None)
+    self.assertIs(train._PROGRAMS[key][0], trainer)
+    self.assertEqual((init._cache_size(), update._cache_size()), (1, 1))
+    self.assertTrue(os.path.exists(store.policy_path(
+        run_dir, 0, 1, envs.level_name(other))))
     # Other sizes are other programs: a new trainer.
     bigger = tiny_train_config(self.logdir, hidden_dim=2 * HIDDEN)
     self.assertNotEqual(train._program_key(
